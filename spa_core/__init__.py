@@ -12,11 +12,17 @@ from .errors import (
     SpaError,
     UnprunableModelError,
 )
+from .api import PruneResult, analyze_onnx, apply_plan_onnx, prune, prune_onnx
 from .plan import Plan
 from .plugins import hookimpl
 from .types import ExportedModel, ParamBinding
 
 __all__ = [
+    "PruneResult",
+    "analyze_onnx",
+    "apply_plan_onnx",
+    "prune",
+    "prune_onnx",
     "ExportedModel",
     "FrameworkError",
     "InvalidModelError",
@@ -27,3 +33,4 @@ __all__ = [
     "UnprunableModelError",
     "hookimpl",
 ]
+from . import testing  # noqa: E402,F401

@@ -1,0 +1,90 @@
+"""The criterion interface and the registry of installed criteria.
+
+A criterion scores the channels of one parameter along one axis; the engine sums
+those scores over each channel's positions, reduces them over the members of a group
+(sum / mean / max) and normalises them (see :mod:`spa_core.importance`). That is how
+any per-weight criterion becomes a structured one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import InvalidOptionError
+
+# What a criterion may need; the engine asks the user for data only when needed.
+WEIGHTS = "weights"
+GRADIENTS = "gradients"
+HESSIAN_VECTOR = "hessian_vector_products"
+ACTIVATIONS = "activations"
+
+
+@dataclass
+class ScoringContext:
+    """What a criterion may read besides the weight itself.
+
+    Attributes:
+        gradients: initializer name -> gradient of the loss (same shape as the weight).
+        hvp: initializer name -> Hessian-vector product ``H @ w`` (or ``H @ g``).
+        activations: value name -> activation samples.
+        rng: random generator (seeded by the engine, for reproducible ``random``).
+        extras: anything a third-party criterion needs.
+    """
+
+    gradients: dict[str, np.ndarray] = field(default_factory=dict)
+    hvp: dict[str, np.ndarray] = field(default_factory=dict)
+    activations: dict[str, np.ndarray] = field(default_factory=dict)
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Criterion:
+    """Base class of importance criteria.
+
+    Subclasses set ``name`` (what ``--criterion`` takes), ``needs`` (a subset of
+    ``{"weights", "gradients", "hessian_vector_products", "activations"}``) and
+    implement :meth:`channel_scores`.
+    """
+
+    name: ClassVar[str] = ""
+    needs: ClassVar[frozenset[str]] = frozenset({WEIGHTS})
+
+    def channel_scores(self, name: str, weight: np.ndarray, axis: int, ctx: ScoringContext) -> np.ndarray:
+        """Score each index of ``weight`` along ``axis`` (higher = more important).
+
+        :param name: the ONNX initializer's name (to look up gradients in ``ctx``).
+        :return: a 1-D array of ``weight.shape[axis]`` non-negative scores.
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<criterion {self.name}>"
+
+
+def reduce_other_axes(values: np.ndarray, axis: int) -> np.ndarray:
+    """Sum ``values`` over every axis but ``axis``."""
+    other = tuple(a for a in range(values.ndim) if a != axis)
+    return values.sum(axis=other) if other else values
+
+
+def available_criteria() -> dict[str, Criterion]:
+    """Every criterion of every installed plugin, by name."""
+    from ..plugins import plugin_manager
+
+    table: dict[str, Criterion] = {}
+    for plugin_result in plugin_manager().hook.spa_register_criteria():
+        for crit in plugin_result or []:
+            table.setdefault(crit.name, crit)
+    return dict(sorted(table.items()))
+
+
+def get_criterion(name: str | Criterion) -> Criterion:
+    if isinstance(name, Criterion):
+        return name
+    table = available_criteria()
+    if name not in table:
+        raise InvalidOptionError(f"unknown criterion '{name}'; available: {', '.join(table)}")
+    return table[name]

@@ -1,0 +1,96 @@
+"""An in-memory view over an ONNX model for analysis.
+
+The view indexes values by name (producer node, consumer nodes), keeps initializers
+as numpy arrays and records the static shape of every value. It reads the
+``ModelProto`` and never changes it; surgery writes a new model.
+
+Why not ``onnx_ir``: the engine needs only name-indexed lookups and must write the
+result back with every initializer name and node untouched except what it prunes; a
+thin index over the protobuf does that with no conversion round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+FLOAT_TYPES = {
+    onnx.TensorProto.FLOAT,
+    onnx.TensorProto.DOUBLE,
+    onnx.TensorProto.FLOAT16,
+    onnx.TensorProto.BFLOAT16,
+}
+
+
+@dataclass
+class Graph:
+    """Name-indexed view of an ONNX model with static shapes.
+
+    Attributes:
+        model: the (prepared) ONNX model.
+        shapes: static shape of each value whose shape is known.
+        dtypes: ONNX element type of each value whose type is known.
+    """
+
+    model: onnx.ModelProto
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    dtypes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def nodes(self) -> list[onnx.NodeProto]:
+        return list(self.model.graph.node)
+
+    @cached_property
+    def initializers(self) -> dict[str, np.ndarray]:
+        return {t.name: numpy_helper.to_array(t) for t in self.model.graph.initializer}
+
+    @cached_property
+    def initializer_types(self) -> dict[str, int]:
+        return {t.name: t.data_type for t in self.model.graph.initializer}
+
+    @cached_property
+    def input_names(self) -> list[str]:
+        inits = set(self.initializers)
+        return [i.name for i in self.model.graph.input if i.name not in inits]
+
+    @cached_property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.model.graph.output]
+
+    @cached_property
+    def producer(self) -> dict[str, int]:
+        """Value name -> index of the node that produces it."""
+        return {out: i for i, n in enumerate(self.model.graph.node) for out in n.output if out}
+
+    @cached_property
+    def consumers(self) -> dict[str, list[tuple[int, int]]]:
+        """Value name -> [(node index, input position)] of the nodes that read it."""
+        table: dict[str, list[tuple[int, int]]] = {}
+        for i, n in enumerate(self.model.graph.node):
+            for k, name in enumerate(n.input):
+                if name:
+                    table.setdefault(name, []).append((i, k))
+        return table
+
+    @cached_property
+    def opsets(self) -> dict[str, int]:
+        table = {(o.domain or ""): o.version for o in self.model.opset_import}
+        if "ai.onnx" in table:
+            table[""] = table.pop("ai.onnx")
+        return table
+
+    def is_parameter(self, name: str) -> bool:
+        """A float initializer with at least one axis: something pruning can slice."""
+        return (
+            name in self.initializers
+            and self.initializer_types[name] in FLOAT_TYPES
+            and self.initializers[name].ndim > 0
+        )
+
+    def node_name(self, index: int) -> str:
+        node = self.model.graph.node[index]
+        return node.name or f"{node.op_type}_{index}"

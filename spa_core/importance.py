@@ -1,0 +1,78 @@
+"""Group importance: per-parameter channel scores, summed per channel, reduced over members.
+
+For each member ``(initializer, axis)`` of a group, the criterion scores every index
+along the axis; indices that belong to one root channel are summed (a flattened
+channel spans k indices of the next Gemm). The member vectors are then reduced
+(``sum``/``mean``/``max``) and the result normalised so that groups can be ranked
+together (``mean``: divide by the mean; ``max``; ``sum``; ``none``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .analysis import Analysis, ChannelGroup
+from .criteria.base import Criterion, ScoringContext
+from .errors import InvalidOptionError
+
+REDUCTIONS = {
+    "sum": lambda m: m.sum(axis=0),
+    "mean": lambda m: m.mean(axis=0),
+    "max": lambda m: m.max(axis=0),
+}
+NORMALISATIONS = {
+    "mean": lambda s: s / s.mean() if s.mean() > 0 else s,
+    "max": lambda s: s / s.max() if s.max() > 0 else s,
+    "sum": lambda s: s / s.sum() if s.sum() > 0 else s,
+    "none": lambda s: s,
+}
+
+
+def group_member_scores(
+    analysis: Analysis, group: ChannelGroup, criterion: Criterion, ctx: ScoringContext, cache: dict
+) -> np.ndarray:
+    """Scores of shape (members, root channels), one row per scored member."""
+    order = np.argsort(group.classes)
+    sorted_classes = group.classes[order]
+    rows = []
+    for dim in group.members:
+        name, axis = dim
+        if name in analysis.statistics:
+            continue
+        key = (name, axis)
+        if key not in cache:
+            weight = analysis.graph.initializers[name]
+            cache[key] = np.asarray(criterion.channel_scores(name, weight, axis, ctx), dtype=np.float64)
+        per_index = cache[key]
+        labels = analysis.dim_labels(dim)
+        pos = np.searchsorted(sorted_classes, labels)
+        pos = np.clip(pos, 0, len(sorted_classes) - 1)
+        inside = sorted_classes[pos] == labels
+        root = order[pos[inside]]
+        rows.append(np.bincount(root, weights=per_index[inside], minlength=group.size))
+    if not rows:
+        return np.zeros((1, group.size))
+    return np.vstack(rows)
+
+
+def score_groups(
+    analysis: Analysis,
+    criterion: Criterion,
+    ctx: ScoringContext | None = None,
+    reduce: str = "mean",
+    normalize: str = "mean",
+) -> dict[int, np.ndarray]:
+    """Normalised importance of every root channel of every group."""
+    if reduce not in REDUCTIONS:
+        raise InvalidOptionError(f"unknown group reduction '{reduce}'; use one of {', '.join(REDUCTIONS)}")
+    if normalize not in NORMALISATIONS:
+        raise InvalidOptionError(
+            f"unknown normalisation '{normalize}'; use one of {', '.join(NORMALISATIONS)}"
+        )
+    ctx = ctx or ScoringContext()
+    cache: dict = {}
+    scores = {}
+    for group in analysis.groups:
+        members = group_member_scores(analysis, group, criterion, ctx, cache)
+        scores[group.id] = NORMALISATIONS[normalize](REDUCTIONS[reduce](members))
+    return scores

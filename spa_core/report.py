@@ -1,0 +1,101 @@
+"""What a pruning did: parameters and MACs before and after, per group and in total."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .analysis import Analysis
+from .macs import count_macs
+from .rules.context import SurgeryView
+
+
+@dataclass
+class GroupReport:
+    id: int
+    channels_before: int
+    channels_after: int
+    members: list[str]
+
+
+@dataclass
+class Report:
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+    groups: list[GroupReport] = field(default_factory=list)
+    unknown_operators: dict[str, int] = field(default_factory=dict)
+    barriers: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    layer_widths: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def macs_reduction(self) -> float:
+        return 1.0 - self.macs_after / self.macs_before if self.macs_before else 0.0
+
+    @property
+    def params_reduction(self) -> float:
+        return 1.0 - self.params_after / self.params_before if self.params_before else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["macs_reduction"] = self.macs_reduction
+        d["params_reduction"] = self.params_reduction
+        return d
+
+    def summary(self) -> str:
+        removed = sum(g.channels_before - g.channels_after for g in self.groups)
+        total = sum(g.channels_before for g in self.groups)
+        return (
+            f"parameters {self.params_before:,} -> {self.params_after:,} "
+            f"(-{self.params_reduction:.1%}); MACs {self.macs_before:,} -> {self.macs_after:,} "
+            f"(-{self.macs_reduction:.1%}); channels removed {removed} of {total} in {len(self.groups)} groups"
+        )
+
+
+def build_report(analysis: Analysis, view: SurgeryView, kept_counts: dict[int, int]) -> Report:
+    graph = analysis.graph
+
+    def old_shape(name: str) -> tuple[int, ...]:
+        return graph.shapes[name]
+
+    def new_shape(name: str) -> tuple[int, ...]:
+        return tuple(view.new_size(name, a) for a in range(len(graph.shapes[name])))
+
+    params = [n for n in graph.initializers if graph.is_parameter(n)]
+    params_before = sum(int(np.prod(old_shape(n), dtype=np.int64)) for n in params)
+    params_after = sum(int(np.prod(new_shape(n), dtype=np.int64)) for n in params)
+    macs_before, per_node_before = count_macs(graph.model, old_shape)
+    macs_after, per_node_after = count_macs(graph.model, new_shape)
+    widths = []
+    for i, node in enumerate(graph.model.graph.node):
+        if node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul") and node.output[0] in graph.shapes:
+            out = node.output[0]
+            axis = 1 if node.op_type.startswith("Conv") else len(graph.shapes[out]) - 1
+            name = graph.node_name(i)
+            widths.append(
+                {
+                    "node": name,
+                    "op": node.op_type,
+                    "before": graph.shapes[out][axis],
+                    "after": view.new_size(out, axis),
+                    "macs_before": per_node_before.get(name, 0),
+                    "macs_after": per_node_after.get(name, 0),
+                }
+            )
+    return Report(
+        params_before=params_before,
+        params_after=params_after,
+        macs_before=macs_before,
+        macs_after=macs_after,
+        groups=[
+            GroupReport(g.id, g.size, kept_counts.get(g.id, g.size), [f"{n}:{a}" for n, a in g.members])
+            for g in analysis.groups
+        ],
+        unknown_operators=dict(analysis.unknown_ops),
+        barriers=dict(analysis.blocked_reasons),
+        layer_widths=widths,
+    )

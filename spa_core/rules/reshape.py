@@ -1,0 +1,167 @@
+"""Reshapes and permutations: Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Expand, Tile.
+
+A reshape is split into runs of consecutive axes whose sizes multiply to the same
+number on both sides. An axis mapped one-to-one is tied element by element. Within a
+run that splits or merges axes, the *outermost* non-trivial axis on each side is tied
+block-wise (``C -> C*k`` flattening, ``C -> H x D`` attention heads: whole heads) and
+the inner axes are blocked, since removing a slice of an inner axis removes elements
+scattered through the other side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .context import RuleBarrier, RuleContext
+from .registry import rule
+
+
+def axis_runs(src: tuple[int, ...], dst: tuple[int, ...]) -> list[tuple[list[int], list[int]]]:
+    """Pair runs of axes of ``src`` and ``dst`` with equal products."""
+    runs: list[tuple[list[int], list[int]]] = []
+    i = j = 0
+    while i < len(src) or j < len(dst):
+        run_i, run_j = [], []
+        p_i = p_j = 1
+        if i < len(src):
+            p_i *= src[i]
+            run_i.append(i)
+            i += 1
+        if j < len(dst):
+            p_j *= dst[j]
+            run_j.append(j)
+            j += 1
+        while p_i != p_j:
+            if p_i < p_j and i < len(src):
+                p_i *= src[i]
+                run_i.append(i)
+                i += 1
+            elif p_j < p_i and j < len(dst):
+                p_j *= dst[j]
+                run_j.append(j)
+                j += 1
+            else:
+                raise RuleBarrier(f"cannot match reshape {src} -> {dst}")
+        runs.append((run_i, run_j))
+    return runs
+
+
+def tie_reshape(ctx: RuleContext, in_index: int = 0, out_index: int = 0) -> None:
+    src, dst = ctx.in_shape(in_index), ctx.out_shape(out_index)
+    if int(np.prod(src)) != int(np.prod(dst)):
+        raise RuleBarrier(f"reshape changes the element count {src} -> {dst}")
+    for run_i, run_j in axis_runs(src, dst):
+        big_i = [a for a in run_i if src[a] > 1]
+        big_j = [a for a in run_j if dst[a] > 1]
+        for a in run_i:
+            if src[a] <= 1:
+                ctx.free(ctx.inp(in_index, a))
+        for a in run_j:
+            if dst[a] <= 1:
+                ctx.free(ctx.out(out_index, a))
+        if not big_i and not big_j:
+            continue
+        outer_i, outer_j = big_i[0], big_j[0]
+        n_i, n_j = src[outer_i], dst[outer_j]
+        x, y = ctx.inp(in_index, outer_i), ctx.out(out_index, outer_j)
+        if n_i == n_j:
+            ctx.tie(x, y)
+        elif n_i % n_j == 0:
+            ctx.tie(x, y, np.arange(n_i), np.arange(n_i) // (n_i // n_j))
+        elif n_j % n_i == 0:
+            ctx.tie(x, y, np.arange(n_j) // (n_j // n_i), np.arange(n_j))
+        else:
+            ctx.block(x, "reshape splits this axis unevenly")
+            ctx.block(y, "reshape splits this axis unevenly")
+        for a in big_i[1:]:
+            ctx.block(ctx.inp(in_index, a), "inner axis of a reshape")
+        for a in big_j[1:]:
+            ctx.block(ctx.out(out_index, a), "inner axis of a reshape")
+
+
+def _mention_constant_inputs(ctx: RuleContext, first: int) -> None:
+    for i in range(first, len(ctx.inputs)):
+        if ctx.has_input(i):
+            for a in range(len(ctx.in_shape(i))):
+                ctx.free(ctx.inp(i, a))
+
+
+@rule("Reshape", since_version=5)
+def reshape(ctx: RuleContext) -> None:
+    tie_reshape(ctx)
+    _mention_constant_inputs(ctx, 1)
+    if ctx.const(1) is None:
+        raise RuleBarrier("target shape is not a constant")
+    out = ctx.outputs[0]
+
+    def new_target(view, old: np.ndarray) -> np.ndarray:
+        new = old.copy()
+        for j, v in enumerate(old):
+            if v not in (0, -1):
+                new[j] = view.new_size(out, j)
+        return new
+
+    ctx.rewrite_input(1, new_target)
+
+
+@rule(["Flatten", "Squeeze", "Unsqueeze"])
+def flatten_like(ctx: RuleContext) -> None:
+    """Axis lists of Squeeze/Unsqueeze and Flatten's axis never change when pruning."""
+    tie_reshape(ctx)
+    _mention_constant_inputs(ctx, 1)
+
+
+@rule("Transpose")
+def transpose(ctx: RuleContext) -> None:
+    rank = len(ctx.in_shape(0))
+    perm = ctx.attr("perm") or list(reversed(range(rank)))
+    for out_axis, in_axis in enumerate(perm):
+        ctx.tie(ctx.inp(0, in_axis), ctx.out(0, out_axis))
+
+
+@rule("Expand", since_version=8)
+def expand(ctx: RuleContext) -> None:
+    from .broadcast import tie_broadcast
+
+    tie_broadcast(ctx, [0])
+    _mention_constant_inputs(ctx, 1)
+    if ctx.const(1) is None:
+        raise RuleBarrier("target shape is not a constant")
+    out = ctx.outputs[0]
+    rank = len(ctx.out_shape(0))
+
+    def new_shape(view, old: np.ndarray) -> np.ndarray:
+        new = old.copy()
+        offset = rank - len(old)
+        for j, v in enumerate(old):
+            if v != 1:
+                new[j] = view.new_size(out, j + offset)
+        return new
+
+    ctx.rewrite_input(1, new_shape)
+
+
+@rule("Tile", since_version=6)
+def tile(ctx: RuleContext) -> None:
+    repeats = ctx.const(1)
+    if repeats is None:
+        raise RuleBarrier("repeats are not a constant")
+    _mention_constant_inputs(ctx, 1)
+    for axis, r in enumerate(repeats.tolist()):
+        if r == 1:
+            ctx.tie(ctx.inp(0, axis), ctx.out(0, axis))
+        else:
+            ctx.block(ctx.inp(0, axis), "tiled axis")
+            ctx.block(ctx.out(0, axis), "tiled axis")
+
+
+@rule("ConstantOfShape")
+def constant_of_shape(ctx: RuleContext) -> None:
+    """A tensor made from a shape constant: its axes follow whatever it is combined with."""
+    _mention_constant_inputs(ctx, 0)
+    for a in range(len(ctx.out_shape(0))):
+        ctx.free(ctx.out(0, a))
+    if ctx.const(0) is None:
+        raise RuleBarrier("shape is not a constant")
+    out = ctx.outputs[0]
+    ctx.rewrite_input(0, lambda view, old: np.array([view.new_size(out, j) for j in range(len(old))], dtype=old.dtype))
