@@ -75,8 +75,10 @@ class Analysis:
 class AnalysisBuilder:
     """Collects ties and blocks from the rules, then computes classes and groups."""
 
-    def __init__(self, graph: Graph, registry: RuleRegistry):
+    def __init__(self, graph: Graph, registry: RuleRegistry, pivots: dict[tuple[int, int], int] | None = None):
         self.graph = graph
+        self.pivots: dict[tuple[int, int], int] = dict(pivots or {})
+        self.pivot_dims: dict[tuple[int, int], Dim] = {}
         self.registry = registry
         self.dim_start: dict[Dim, int] = {}
         self._atom_dim: list[np.ndarray] = []
@@ -212,6 +214,8 @@ class AnalysisBuilder:
             blocked_reasons[reasons[reason_of[comp]]] += 1
 
         prunable = has_param & ~blocked
+        self.prunable_classes = prunable
+        self.final_labels = labels
         groups = self._group(labels, prunable)
         return Analysis(
             graph=self.graph,
@@ -265,8 +269,25 @@ def _failure_reason(exc: BaseException) -> str:
 
 
 def analyze(graph: Graph, ignore: Iterable[str] = (), registry: RuleRegistry | None = None) -> Analysis:
-    """Run every rule over ``graph`` and return its channel groups and barriers."""
-    builder = AnalysisBuilder(graph, registry or full_registry())
-    builder.run_rules()
-    builder.block_boundaries(ignore)
-    return builder.finish()
+    """Run every rule over ``graph`` and return its channel groups and barriers.
+
+    Reshape runs whose pivot axis ends up with nothing prunable get their pivot moved
+    inward and the analysis is repeated (at most once per axis of the longest run).
+    """
+    registry = registry or full_registry()
+    pivots: dict[tuple[int, int], int] = {}
+    while True:
+        builder = AnalysisBuilder(graph, registry, pivots)
+        builder.run_rules()
+        builder.block_boundaries(ignore)
+        analysis = builder.finish()
+        moved = False
+        for key, dim in builder.pivot_dims.items():
+            start = builder.dim_start[dim]
+            labels = builder.final_labels[start : start + graph.shapes[dim[0]][dim[1]]]
+            if not builder.prunable_classes[labels].any():
+                pivots[key] = pivots.get(key, 0) + 1
+                moved = True
+        if not moved or any(p > 8 for p in pivots.values()):
+            return analysis
+        # drop pivots that ran past their run's last axis (the rule clips them)

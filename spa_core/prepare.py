@@ -39,10 +39,11 @@ def prepare(model: onnx.ModelProto, input_shapes: InputShapes | None = None) -> 
     m = onnx.ModelProto()
     m.CopyFrom(model)
     _drop_initializer_inputs(m)
+    weights = {t.name for t in m.graph.initializer if t.data_type in FLOAT_TYPES and len(t.dims) > 0}
     _constants_to_initializers(m)
     _set_input_shapes(m, dict(input_shapes or {}))
     m = _infer(m)
-    m = _fold_shape_computations(m)
+    m = _fold_shape_computations(m, weights)
     m = _infer(m)
     graph = Graph(m)
     graph.shapes, graph.dtypes = _collect_shapes(m)
@@ -156,15 +157,17 @@ def _collect_shapes(m: onnx.ModelProto) -> tuple[dict[str, tuple[int, ...]], dic
     return shapes, dtypes
 
 
-def _fold_shape_computations(m: onnx.ModelProto) -> onnx.ModelProto:
-    """Replace nodes that compute shapes from static shapes by initializers."""
+def _fold_shape_computations(m: onnx.ModelProto, weights: set[str]) -> onnx.ModelProto:
+    """Replace nodes that compute shapes from static shapes by initializers.
+
+    ``weights`` (the model's own float initializers) are never folded into anything,
+    so their names survive; Constant-node values and shape arithmetic are folded.
+    """
     from onnx.reference import ReferenceEvaluator
 
     shapes, dtypes = _collect_shapes(m)
     consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
-    original_float = {
-        n for n, t in ((t.name, t) for t in m.graph.initializer) if t.data_type in FLOAT_TYPES and consts[n].size > 1
-    }
+    original_float = {n for n in weights if consts[n].size > 1}
     folded: set[str] = set()
     kept_nodes = []
     for node in m.graph.node:

@@ -18,13 +18,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
+from spa_mxnet import MXNetModel
+from spa_mxnet.pipeline import apply_plan_mxnet, cli_prune, export_mxnet, run_mxnet
+from spa_mxnet.runner import REPO_DIR, SETUP_SCRIPT, mxnet_python, run_worker
 
 import spa_core
 from spa_core.errors import InvalidModelError, InvalidOptionError
 from spa_core.plan import ParameterPlan, Plan
-from spa_mxnet import MXNetModel
-from spa_mxnet.pipeline import apply_plan_mxnet, cli_prune, export_mxnet, run_mxnet
-from spa_mxnet.runner import REPO_DIR, SETUP_SCRIPT, mxnet_python, run_worker
 
 pytestmark = pytest.mark.mxnet
 

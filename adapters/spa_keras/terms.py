@@ -133,7 +133,7 @@ def _batch_norm_terms(lw: LayerWeights) -> list[Term]:
     roles = ("gamma", "moving_variance")
     scale_uses = tuple(_vector_use(lw.refs[r], r) for r in roles if r in lw.refs)
     shift_uses = tuple(
-        _vector_use(lw.refs[r], r) for r in ("moving_mean", "beta", "gamma", "moving_variance") if r in lw.refs
+        _vector_use(lw.refs[r], r) for r in ("beta", "moving_mean", "gamma", "moving_variance") if r in lw.refs
     )
     attrs = (("epsilon", float(cfg.get("epsilon", 1e-3))),)
     return [

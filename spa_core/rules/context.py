@@ -145,10 +145,32 @@ class RuleContext:
         """This dimension is mentioned but imposes nothing here (size-1 broadcast, spatial)."""
         self.mentioned.add(dim)
 
+    def control(self, first: int, last: int | None = None) -> None:
+        """Inputs ``first..last`` are control values (shapes, scales, axes, pads).
+
+        Their elements are never channels, even when computed from float constants.
+        """
+        last = len(self.node.input) - 1 if last is None else last
+        for i in range(first, last + 1):
+            if self.has_input(i):
+                for axis in range(len(self.in_shape(i))):
+                    self.block(self.inp(i, axis), "control input")
+
     def statistic(self, i: int) -> None:
         """Input ``i`` is a statistic (BatchNorm running mean/var): sliced but not scored."""
         if self.has_input(i):
             self._b.statistics.add(self.node.input[i])
+
+    def pivot(self, run: int, candidates: int) -> int:
+        """Which of ``candidates`` axes of reshape run ``run`` carries the channels.
+
+        Starts at 0; the analysis raises it when the chosen axis left nothing prunable.
+        """
+        return min(self._b.pivots.get((self.index, run), 0), candidates - 1)
+
+    def pivot_dim(self, run: int, dim: Dim) -> None:
+        """Record the dimension chosen as pivot of run ``run`` (to judge the choice)."""
+        self._b.pivot_dims[(self.index, run)] = dim
 
     def rewrite_input(self, i: int, fn: InputRewriter) -> None:
         """After pruning, constant input ``i`` becomes ``fn(view, old_value)``."""

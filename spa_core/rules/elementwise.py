@@ -36,10 +36,7 @@ def unary(ctx: RuleContext) -> None:
             continue
         for axis in range(rank):
             ctx.tie(ctx.inp(0, axis), ctx.out(o, axis))
-    for i in range(1, len(ctx.inputs)):
-        if ctx.has_input(i):
-            for axis in range(len(ctx.in_shape(i))):
-                ctx.free(ctx.inp(i, axis))
+    ctx.control(1)
 
 
 @rule(BROADCASTING)

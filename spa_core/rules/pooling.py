@@ -44,7 +44,7 @@ def _reduced_axes(ctx: RuleContext, rank: int) -> list[int] | None:
         axes = ctx.const(1)
         if axes is None:
             return []
-        ctx.free(ctx.inp(1, 0))
+        ctx.control(1)
         return [int(a) % rank for a in axes.tolist()]
     axes = ctx.attr("axes")
     return None if axes is None else [int(a) % rank for a in axes]

@@ -2,10 +2,10 @@
 
 A reshape is split into runs of consecutive axes whose sizes multiply to the same
 number on both sides. An axis mapped one-to-one is tied element by element. Within a
-run that splits or merges axes, the *outermost* non-trivial axis on each side is tied
-block-wise (``C -> C*k`` flattening, ``C -> H x D`` attention heads: whole heads) and
-the inner axes are blocked, since removing a slice of an inner axis removes elements
-scattered through the other side.
+run that splits or merges axes, one axis per side (the pivot, outermost first) is
+tied through the flat positions (``C -> C*k`` flattening, ``C -> H x D`` attention
+heads: whole heads) and the other axes are blocked, since removing a slice of them
+removes elements scattered through the other side.
 """
 
 from __future__ import annotations
@@ -46,11 +46,25 @@ def axis_runs(src: tuple[int, ...], dst: tuple[int, ...]) -> list[tuple[list[int
     return runs
 
 
+def _atom_of(sizes: list[int], pivot: int, flat: np.ndarray) -> np.ndarray:
+    """Index along axis ``pivot`` of each flat position of a run of axes ``sizes``."""
+    inner = int(np.prod(sizes[pivot + 1 :], dtype=np.int64))
+    return (flat // inner) % sizes[pivot]
+
+
 def tie_reshape(ctx: RuleContext, in_index: int = 0, out_index: int = 0) -> None:
+    """Tie a reshape's input and output axes run by run.
+
+    In a run that splits or merges axes, one *pivot* axis per side carries the
+    channels (tied through the flat positions); the other non-trivial axes are blocked.
+    The pivot starts at the outermost axis; when the analysis finds that choice leaves
+    nothing prunable (``3C -> (3, H, D)`` of a fused QKV projection), it moves the pivot
+    inward and analyses again (see :meth:`RuleContext.pivot`).
+    """
     src, dst = ctx.in_shape(in_index), ctx.out_shape(out_index)
     if int(np.prod(src)) != int(np.prod(dst)):
         raise RuleBarrier(f"reshape changes the element count {src} -> {dst}")
-    for run_i, run_j in axis_runs(src, dst):
+    for run_number, (run_i, run_j) in enumerate(axis_runs(src, dst)):
         big_i = [a for a in run_i if src[a] > 1]
         big_j = [a for a in run_j if dst[a] > 1]
         for a in run_i:
@@ -61,35 +75,32 @@ def tie_reshape(ctx: RuleContext, in_index: int = 0, out_index: int = 0) -> None
                 ctx.free(ctx.out(out_index, a))
         if not big_i and not big_j:
             continue
-        outer_i, outer_j = big_i[0], big_j[0]
-        n_i, n_j = src[outer_i], dst[outer_j]
-        x, y = ctx.inp(in_index, outer_i), ctx.out(out_index, outer_j)
-        if n_i == n_j:
-            ctx.tie(x, y)
-        elif n_i % n_j == 0:
-            ctx.tie(x, y, np.arange(n_i), np.arange(n_i) // (n_i // n_j))
-        elif n_j % n_i == 0:
-            ctx.tie(x, y, np.arange(n_j) // (n_j // n_i), np.arange(n_j))
-        else:
-            ctx.block(x, "reshape splits this axis unevenly")
-            ctx.block(y, "reshape splits this axis unevenly")
-        for a in big_i[1:]:
-            ctx.block(ctx.inp(in_index, a), "inner axis of a reshape")
-        for a in big_j[1:]:
-            ctx.block(ctx.out(out_index, a), "inner axis of a reshape")
+        if len(big_i) == 1 and len(big_j) == 1:
+            ctx.tie(ctx.inp(in_index, big_i[0]), ctx.out(out_index, big_j[0]))
+            continue
+        sizes_i, sizes_j = [src[a] for a in big_i], [dst[a] for a in big_j]
+        split_side_is_out = len(big_j) >= len(big_i)
+        many = big_j if split_side_is_out else big_i
+        pivot = ctx.pivot(run_number, len(many))
+        p_i, p_j = (0, pivot) if split_side_is_out else (pivot, 0)
+        flat = np.arange(int(np.prod(sizes_i, dtype=np.int64)))
+        pairs = np.unique(np.stack([_atom_of(sizes_i, p_i, flat), _atom_of(sizes_j, p_j, flat)]), axis=1)
+        x, y = ctx.inp(in_index, big_i[p_i]), ctx.out(out_index, big_j[p_j])
+        ctx.tie(x, y, pairs[0], pairs[1])
+        ctx.pivot_dim(run_number, y if split_side_is_out else x)
+        for k, a in enumerate(big_i):
+            if k != p_i:
+                ctx.block(ctx.inp(in_index, a), "inner axis of a reshape")
+        for k, a in enumerate(big_j):
+            if k != p_j:
+                ctx.block(ctx.out(out_index, a), "inner axis of a reshape")
 
-
-def _mention_constant_inputs(ctx: RuleContext, first: int) -> None:
-    for i in range(first, len(ctx.inputs)):
-        if ctx.has_input(i):
-            for a in range(len(ctx.in_shape(i))):
-                ctx.free(ctx.inp(i, a))
 
 
 @rule("Reshape", since_version=5)
 def reshape(ctx: RuleContext) -> None:
     tie_reshape(ctx)
-    _mention_constant_inputs(ctx, 1)
+    ctx.control(1)
     if ctx.const(1) is None:
         raise RuleBarrier("target shape is not a constant")
     out = ctx.outputs[0]
@@ -108,7 +119,7 @@ def reshape(ctx: RuleContext) -> None:
 def flatten_like(ctx: RuleContext) -> None:
     """Axis lists of Squeeze/Unsqueeze and Flatten's axis never change when pruning."""
     tie_reshape(ctx)
-    _mention_constant_inputs(ctx, 1)
+    ctx.control(1)
 
 
 @rule("Transpose")
@@ -124,7 +135,7 @@ def expand(ctx: RuleContext) -> None:
     from .broadcast import tie_broadcast
 
     tie_broadcast(ctx, [0])
-    _mention_constant_inputs(ctx, 1)
+    ctx.control(1)
     if ctx.const(1) is None:
         raise RuleBarrier("target shape is not a constant")
     out = ctx.outputs[0]
@@ -146,7 +157,7 @@ def tile(ctx: RuleContext) -> None:
     repeats = ctx.const(1)
     if repeats is None:
         raise RuleBarrier("repeats are not a constant")
-    _mention_constant_inputs(ctx, 1)
+    ctx.control(1)
     for axis, r in enumerate(repeats.tolist()):
         if r == 1:
             ctx.tie(ctx.inp(0, axis), ctx.out(0, axis))
@@ -158,7 +169,7 @@ def tile(ctx: RuleContext) -> None:
 @rule("ConstantOfShape")
 def constant_of_shape(ctx: RuleContext) -> None:
     """A tensor made from a shape constant: its axes follow whatever it is combined with."""
-    _mention_constant_inputs(ctx, 0)
+    ctx.control(0)
     for a in range(len(ctx.out_shape(0))):
         ctx.free(ctx.out(0, a))
     if ctx.const(0) is None:

@@ -56,8 +56,7 @@ def split(ctx: RuleContext) -> None:
     """Split sizes become an explicit input (``num_outputs`` cannot express uneven sizes)."""
     axis, sizes = _split_axis_and_sizes(ctx)
     _tie_split(ctx, axis, sizes)
-    if ctx.has_input(1):
-        ctx.free(ctx.inp(1, 0))
+    ctx.control(1)
     outs = ctx.outputs
     ctx.rewrite_input(1, lambda view, old: np.array([view.new_size(o, axis) for o in outs], dtype=np.int64))
     if ctx.attr("num_outputs") is not None:
@@ -81,9 +80,7 @@ def slice_(ctx: RuleContext) -> None:
     steps = ctx.const(4) if ctx.has_input(4) else None
     if starts is None or ends is None or axes is None or (ctx.has_input(4) and steps is None):
         raise RuleBarrier("slice bounds are not constants")
-    for i in range(1, len(ctx.inputs)):
-        if ctx.has_input(i):
-            ctx.free(ctx.inp(i, 0))
+    ctx.control(1)
     steps = np.ones(len(axes), dtype=np.int64) if steps is None else steps
     sliced = {}
     for k, a in enumerate(axes.tolist()):

@@ -13,12 +13,6 @@ from .context import RuleBarrier, RuleContext
 from .registry import rule
 
 
-def _mention_inputs(ctx: RuleContext, first: int) -> None:
-    for i in range(first, len(ctx.inputs)):
-        if ctx.has_input(i):
-            for a in range(len(ctx.in_shape(i))):
-                ctx.free(ctx.inp(i, a))
-
 
 def _pads(ctx: RuleContext, rank: int) -> np.ndarray:
     if ctx.opset >= 11:
@@ -42,7 +36,7 @@ def _pads(ctx: RuleContext, rank: int) -> np.ndarray:
 def pad(ctx: RuleContext) -> None:
     rank = len(ctx.in_shape(0))
     pads = _pads(ctx, rank)
-    _mention_inputs(ctx, 1)
+    ctx.control(1)
     mode = ctx.attr("mode", "constant")
     in_shape, out_shape = ctx.in_shape(0), ctx.out_shape(0)
     for a in range(rank):
@@ -77,7 +71,7 @@ def _tie_unresized(ctx: RuleContext) -> list[int]:
 @rule("Resize")
 def resize(ctx: RuleContext) -> None:
     tied = _tie_unresized(ctx)
-    _mention_inputs(ctx, 1)
+    ctx.control(1)
     sizes_index = 3 if ctx.opset >= 11 else None
     if sizes_index is not None and ctx.has_input(sizes_index):
         if ctx.const(sizes_index) is None:
@@ -100,7 +94,7 @@ def resize(ctx: RuleContext) -> None:
 @rule("Upsample")
 def upsample(ctx: RuleContext) -> None:
     _tie_unresized(ctx)
-    _mention_inputs(ctx, 1)
+    ctx.control(1)
 
 
 @rule(["DepthToSpace", "SpaceToDepth"])
