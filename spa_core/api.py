@@ -121,7 +121,7 @@ def _finish(analysis: Analysis, removed: np.ndarray, plan: Plan, kept: dict[int,
     pruned, attributes = apply_removal(analysis, removed)
     plan.attributes = attributes
     if validate:
-        check_model(pruned)
+        check_model(pruned, analysis.graph.model)
     view = surgery_view(analysis, removed)
     report = build_report(analysis, view, {gid: len(k) for gid, k in kept.items()})
     return PruneResult(onnx=pruned, plan=plan, report=report, analysis=analysis, removed=removed)

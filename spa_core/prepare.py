@@ -48,7 +48,18 @@ def prepare(model: onnx.ModelProto, input_shapes: InputShapes | None = None) -> 
     graph = Graph(m)
     graph.shapes, graph.dtypes = _collect_shapes(m)
     _fill_missing_shapes(graph)
+    _record_output_shapes(graph)
     return graph
+
+
+def _record_output_shapes(graph: Graph) -> None:
+    """Give graph outputs their static shapes (some checkers require a shape field)."""
+    for out in graph.model.graph.output:
+        tt = out.type.tensor_type
+        if out.name in graph.shapes and not tt.HasField("shape"):
+            tt.shape.SetInParent()
+            for d in graph.shapes[out.name]:
+                tt.shape.dim.add().dim_value = d
 
 
 def _drop_initializer_inputs(m: onnx.ModelProto) -> None:

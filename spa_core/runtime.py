@@ -73,8 +73,11 @@ def run_model(
         present = {o.name for o in m.graph.output}
         for name in extra_outputs:
             if name not in present:
-                elem = (dtypes or {}).get(name, 0)
-                m.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
+                elem = (dtypes or {}).get(name)
+                if elem:
+                    m.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
+                else:
+                    m.graph.output.append(onnx.ValueInfoProto(name=name))
     sess = session(m)
     names = [o.name for o in sess.get_outputs()]
     outs = sess.run(names, dict(feeds))

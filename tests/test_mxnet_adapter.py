@@ -200,7 +200,7 @@ def test_plan_for_another_model_is_refused(built, exported, tmp_path):
 def test_out_of_range_plan_is_refused(built, exported, tmp_path):
     ex = exported["resnet"]
     plan = Plan(parameters={"resnet_conv0_weight": ParameterPlan([8, 3, 3, 3], {0: [0, 9]})})
-    with pytest.raises(spa_core.FrameworkError, match="only 8 entries"):
+    with pytest.raises(InvalidModelError, match="only 8 entries"):
         apply_plan_mxnet(built["resnet"], plan, ex, None, tmp_path / "x")
     assert not list(tmp_path.iterdir())
 
@@ -209,6 +209,16 @@ def test_missing_input_shape_is_an_option_error(built):
     model = MXNetModel(built["resnet"].symbol_path, built["resnet"].params_path)
     with pytest.raises(InvalidOptionError, match="'data' needs a static shape"):
         export_mxnet(model)
+    with pytest.raises(InvalidOptionError, match="'foo' is not a data input"):
+        export_mxnet(model, {"foo": SHAPE})
+
+
+def test_wrong_input_shape_is_one_sentence(built):
+    model = MXNetModel(built["resnet"].symbol_path, built["resnet"].params_path, (2, 4, 16, 16))
+    with pytest.raises(spa_core.FrameworkError) as info:
+        export_mxnet(model)
+    assert str(info.value).startswith("MXNet failed (export): Error in operator resnet_conv0_fwd: Shape inconsistent")
+    assert "\n" not in str(info.value)
 
 
 def test_plugin_round_trip(built, tmp_path):
@@ -303,3 +313,28 @@ print(json.dumps(summary["removed_channels"]))
     pruned_onnx = onnx.load(str(tmp_path / "g.onnx"))
     x, y = np.load(tmp_path / "x.npy"), np.load(tmp_path / "y.npy")
     assert np.max(np.abs(_ort(pruned_onnx, x) - y)) <= TOL
+
+
+def test_fix_gamma_batchnorm_is_exported_as_mxnet_runs_it(exported):
+    """Gluon BatchNorm(scale=False) ignores gamma in MXNet; the ONNX must use ones."""
+    ex = exported["mobilenet"]
+    gamma = next(t for t in ex.onnx.graph.initializer if t.name == "mobilenet_batchnorm0_gamma")
+    np.testing.assert_array_equal(numpy_helper.to_array(gamma), np.ones(8, np.float32))
+    assert ex.parameter_map["mobilenet_batchnorm0_gamma"].transform == "fix_gamma"
+
+
+def test_corrupt_params_is_one_sentence(built, tmp_path):
+    bad = tmp_path / "bad-0000.params"
+    bad.write_bytes(b"not an ndarray file")
+    with pytest.raises(InvalidModelError) as info:
+        export_mxnet(MXNetModel(built["resnet"].symbol_path, str(bad), SHAPE))
+    assert str(info.value).startswith(f"{bad} is not an MXNet parameter file")
+    assert "\n" not in str(info.value)
+
+
+@needs_engine
+def test_spa_core_prune_returns_mxnet_model(built):
+    res = spa_core.prune(built["mobilenet"], ratio=0.5)
+    assert isinstance(res.model, MXNetModel)
+    x = _x(5)
+    assert np.max(np.abs(run_mxnet(res.model, {"data": x})[0] - _ort(res.onnx, x))) <= TOL

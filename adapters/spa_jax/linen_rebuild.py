@@ -37,7 +37,9 @@ def _shapes(module: linen.Module, specs: list[Any], kwargs: dict[str, Any]) -> S
     """Parameter shapes of ``module`` initialised on ``specs``, or ``None`` if init fails."""
     key = jax.random.key(0)
     try:
-        tree = jax.eval_shape(lambda: module.init({"params": key, "dropout": key}, *specs, **kwargs))
+        tree = jax.eval_shape(
+            lambda *xs: module.init({"params": key, "dropout": key}, *xs, **kwargs), *specs
+        )
     except Exception:
         return None
     flat, _ = jax.tree_util.tree_flatten_with_path(tree)

@@ -63,13 +63,13 @@ def normalise_shapes(shapes: InputShapes | None, names: Sequence[str]) -> dict[s
         by_name = {names[0]: [int(d) for d in shapes]} if names else {}  # type: ignore[arg-type]
     else:
         by_name = {n: [int(d) for d in s] for n, s in zip(names, shapes)}  # type: ignore[union-attr]
+    unknown = [n for n in by_name if n not in names]
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not a data input of the MXNet symbol (inputs: {list(names)})")
     missing = [n for n in names if n not in by_name]
     if missing:
         raise ValueError(
             f"MXNet input {missing[0]!r} needs a static shape (pass input_shapes, e.g. "
             f"{{'{missing[0]}': (1, 3, 224, 224)}} or --input-shape 1,3,224,224)"
         )
-    unknown = [n for n in by_name if n not in names]
-    if unknown:
-        raise ValueError(f"{unknown[0]!r} is not a data input of the MXNet symbol (inputs: {list(names)})")
     return by_name

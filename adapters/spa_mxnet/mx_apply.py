@@ -26,12 +26,13 @@ def _slice(name: str, array: np.ndarray, kept_by_axis: dict[str, list[int]]) -> 
     for axis_text, kept in sorted(kept_by_axis.items(), key=lambda kv: int(kv[0])):
         axis = int(axis_text)
         if axis >= array.ndim:
-            raise WorkerError(f"plan slices axis {axis} of {name}, which has shape {array.shape}")
+            raise WorkerError(f"plan slices axis {axis} of {name}, which has shape {array.shape}", "model")
         index = np.asarray(kept, dtype=np.int64)
         if index.size and (index.min() < 0 or index.max() >= array.shape[axis]):
             raise WorkerError(
                 f"plan keeps index {int(index.max())} of axis {axis} of {name}, "
-                f"which has only {array.shape[axis]} entries"
+                f"which has only {array.shape[axis]} entries",
+                "model",
             )
         array = np.take(array, index, axis=axis)
     return np.ascontiguousarray(array)
@@ -63,7 +64,7 @@ def apply(job: dict[str, Any]) -> dict[str, Any]:
     by_name = {bare(k): k for k in raw}
     unknown = [n for n in job["slices"] if n not in by_name]
     if unknown:
-        raise WorkerError(f"the plan prunes {unknown[0]!r}, which is not a parameter of {job['params']}")
+        raise WorkerError(f"the plan prunes {unknown[0]!r}, which is not a parameter of {job['params']}", "model")
 
     old = {bare(k): v.asnumpy() for k, v in raw.items()}
     new = {n: _slice(n, old[n], kept) for n, kept in job["slices"].items()}

@@ -19,29 +19,37 @@ from .model import normalise_shapes
 
 
 class WorkerError(Exception):
-    """A failure the user can act on; the worker prints its one sentence and exits 2."""
+    """A failure the user can act on; the worker prints its one sentence and exits 2.
+
+    ``kind`` picks the main environment's error class: ``"model"`` (a bad file or plan:
+    InvalidModelError), ``"option"`` (InvalidOptionError), ``"framework"`` (FrameworkError).
+    """
+
+    def __init__(self, message: str, kind: str = "framework") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def load_params(params_path: str) -> dict[str, mx.nd.NDArray]:
     """Parameters by file key (``arg:name``/``aux:name``, or plain names)."""
     if not Path(params_path).is_file():
-        raise WorkerError(f"MXNet parameter file not found: {params_path}")
+        raise WorkerError(f"MXNet parameter file not found: {params_path}", "model")
     try:
         loaded = mx.nd.load(params_path)
     except mx.base.MXNetError as exc:
-        raise WorkerError(f"{params_path} is not an MXNet parameter file ({_first_line(exc)})") from None
+        raise WorkerError(f"{params_path} is not an MXNet parameter file ({_first_line(exc)})", "model") from None
     if not isinstance(loaded, dict):
-        raise WorkerError(f"{params_path} holds an unnamed NDArray list, not named parameters")
+        raise WorkerError(f"{params_path} holds an unnamed NDArray list, not named parameters", "model")
     return loaded
 
 
 def load_symbol(symbol_path: str) -> mx.sym.Symbol:
     if not Path(symbol_path).is_file():
-        raise WorkerError(f"MXNet symbol file not found: {symbol_path}")
+        raise WorkerError(f"MXNet symbol file not found: {symbol_path}", "model")
     try:
         return mx.sym.load(symbol_path)
     except mx.base.MXNetError as exc:
-        raise WorkerError(f"{symbol_path} is not an MXNet symbol JSON ({_first_line(exc)})") from None
+        raise WorkerError(f"{symbol_path} is not an MXNet symbol JSON ({_first_line(exc)})", "model") from None
 
 
 def bare(key: str) -> str:
@@ -62,7 +70,7 @@ def input_shapes(sym: mx.sym.Symbol, params: dict[str, Any], given: Any) -> dict
     try:
         return normalise_shapes(given, names)
     except ValueError as exc:
-        raise WorkerError(str(exc)) from None
+        raise WorkerError(str(exc), "option") from None
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
@@ -88,7 +96,7 @@ def forward(
     names = data_inputs(sym, {bare(k) for k in params})
     missing = [n for n in names if n not in feeds]
     if missing:
-        raise WorkerError(f"no value given for MXNet input {missing[0]!r}")
+        raise WorkerError(f"no value given for MXNet input {missing[0]!r}", "option")
     args = {bare(k): v for k, v in params.items() if not k.startswith("aux:")}
     aux_names = set(sym.list_auxiliary_states())
     aux = {bare(k): v for k, v in params.items() if bare(k) in aux_names}
@@ -102,3 +110,12 @@ def forward(
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def mxnet_error_line(exc: BaseException) -> str:
+    """The informative line of an MXNetError (its C++ traceback stripped)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for line in lines:
+        if "MXNetError:" in line:
+            return line.split("MXNetError:", 1)[1].strip()
+    return lines[0] if lines else type(exc).__name__

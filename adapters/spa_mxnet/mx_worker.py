@@ -8,8 +8,9 @@ The main environment writes a job (JSON) and reads back a result (JSON, at
 * ``run``: forward pass on inputs from an ``.npz``, outputs to an ``.npz``;
 * ``build``: write an example network of :mod:`spa_mxnet.zoo` (tests, docs).
 
-A user-actionable failure prints one line, ``spa-mxnet-error: <sentence>``, on stderr and
-exits 2; anything else is a bug and exits 1 with a traceback.
+A user-actionable failure (a WorkerError, or an MXNetError such as a shape mismatch)
+prints one line, ``spa-mxnet-error[KIND]: <sentence>``, on stderr and exits 2 (KIND:
+``model``, ``option`` or ``framework``, see ``WorkerError``); anything else is a bug and exits 1 with a traceback.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-ERROR_TAG = "spa-mxnet-error: "
+ERROR_TAG = "spa-mxnet-error"
 
 
 def _export(job: dict[str, Any]) -> dict[str, Any]:
@@ -64,15 +65,20 @@ COMMANDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2 or args[0] not in COMMANDS:
-        print(f"{ERROR_TAG}usage: mx_worker {{{','.join(COMMANDS)}}} JOB.json", file=sys.stderr)
+        print(f"{ERROR_TAG}[option]: usage: mx_worker {{{','.join(COMMANDS)}}} JOB.json", file=sys.stderr)
         return 2
-    from .mx_common import WorkerError
+    from mxnet.base import MXNetError
+
+    from .mx_common import WorkerError, mxnet_error_line
 
     job = json.loads(Path(args[1]).read_text())
     try:
         result = COMMANDS[args[0]](job)
     except WorkerError as exc:
-        print(f"{ERROR_TAG}{exc}", file=sys.stderr)
+        print(f"{ERROR_TAG}[{exc.kind}]: {exc}", file=sys.stderr)
+        return 2
+    except MXNetError as exc:
+        print(f"{ERROR_TAG}[framework]: MXNet failed ({args[0]}): {mxnet_error_line(exc)}", file=sys.stderr)
         return 2
     Path(job["result"]).write_text(json.dumps(result))
     return 0

@@ -57,15 +57,10 @@ def export_mxnet(model: MXNetModel, input_shapes: InputShapes | str | None = Non
     shapes = parse_shapes(input_shapes if input_shapes is not None else model.input_shapes)
     with tempfile.TemporaryDirectory(prefix="spa-mxnet-export-") as tmp:
         onnx_path, npz_path = os.path.join(tmp, "model.onnx"), os.path.join(tmp, "params.npz")
-        try:
-            result = run_worker("export", {
-                "symbol": str(model.symbol_path), "params": str(model.params_path),
-                "input_shapes": shapes, "onnx": onnx_path, "npz": npz_path,
-            })
-        except FrameworkError as exc:
-            if "needs a static shape" in str(exc):
-                raise InvalidOptionError(str(exc)) from None
-            raise
+        result = run_worker("export", {
+            "symbol": str(model.symbol_path), "params": str(model.params_path),
+            "input_shapes": shapes, "onnx": onnx_path, "npz": npz_path,
+        })
         raw = onnx.load(onnx_path)
         with np.load(npz_path) as data:
             native = {k: data[k] for k in data.files}

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from spa_core.errors import FrameworkError
+from spa_core.errors import FrameworkError, InvalidModelError, InvalidOptionError, SpaError
 
 ADAPTERS_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = ADAPTERS_DIR.parent
 ENV_NAME = ".venv-mxnet"
 SETUP_SCRIPT = REPO_DIR / "scripts" / "setup_mxnet_env.sh"
-ERROR_TAG = "spa-mxnet-error: "  # same as mx_worker.ERROR_TAG (that module needs numpy only)
+# The worker's one-line errors: ``spa-mxnet-error[KIND]: sentence`` (see mx_worker).
+ERROR_LINE = re.compile(r"^spa-mxnet-error\[(\w+)\]: (.*)$")
+ERROR_KINDS: dict[str, type[SpaError]] = {
+    "model": InvalidModelError,
+    "option": InvalidOptionError,
+    "framework": FrameworkError,
+}
 DEFAULT_TIMEOUT_S = 1800.0
 
 
@@ -50,8 +57,9 @@ def mxnet_python() -> Path:
 def run_worker(command: str, job: dict[str, Any], timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
     """Run ``mx_worker COMMAND`` on ``job``; return its result dict.
 
-    The worker's one-line errors become :class:`FrameworkError`; a crash becomes one
-    too, with the last lines of its output.
+    The worker's one-line errors become InvalidModelError / InvalidOptionError /
+    FrameworkError by their kind; a crash becomes a FrameworkError with the last lines
+    of its output.
     """
     python = mxnet_python()
     with tempfile.TemporaryDirectory(prefix="spa-mxnet-job-") as tmp:
@@ -75,16 +83,18 @@ def run_worker(command: str, job: dict[str, Any], timeout: float = DEFAULT_TIMEO
         except OSError as exc:
             raise FrameworkError(f"cannot start MXNet's Python {python}: {exc.strerror}") from None
         if proc.returncode != 0:
-            raise FrameworkError(_failure(command, python, proc))
+            raise _failure(command, python, proc)
         return json.loads(result_path.read_text())
 
 
-def _failure(command: str, python: Path, proc: subprocess.CompletedProcess[str]) -> str:
+def _failure(command: str, python: Path, proc: subprocess.CompletedProcess[str]) -> SpaError:
+    """The worker's own one-line error, else a FrameworkError with the end of its output."""
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     for line in reversed(lines):
-        if line.startswith(ERROR_TAG):
-            return line[len(ERROR_TAG) :]
+        match = ERROR_LINE.match(line)
+        if match:
+            return ERROR_KINDS.get(match.group(1), FrameworkError)(match.group(2))
     if any("No module named 'mxnet'" in ln or "No module named 'onnx'" in ln for ln in lines):
-        return f"{python} lacks mxnet or onnx; repair MXNet's environment with: {setup_command()}"
+        return FrameworkError(f"{python} lacks mxnet or onnx; repair MXNet's environment with: {setup_command()}")
     tail = " | ".join(lines[-3:]) if lines else f"exit status {proc.returncode}"
-    return f"the MXNet worker ({command}) failed: {tail}"
+    return FrameworkError(f"the MXNet worker ({command}) failed: {tail}")

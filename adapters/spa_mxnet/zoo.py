@@ -2,7 +2,8 @@
 
 Used by the tests and the documentation: a ResNet (Conv, BatchNorm, residual add with a
 1x1 projection shortcut, global pooling, Dense) and a MobileNet-style network
-(depthwise convolutions via ``groups``, pointwise convolutions). BatchNorm statistics
+(depthwise convolutions via ``groups``, pointwise convolutions, a BatchNorm with
+``scale=False``). BatchNorm statistics
 and affine parameters are randomised so that pruning errors cannot hide behind the
 identity initialisation.
 """
@@ -60,11 +61,13 @@ def resnet(classes: int = 10, widths: tuple[int, ...] = (8, 16)) -> nn.HybridBlo
 
 
 def mobilenet(classes: int = 10, widths: tuple[int, ...] = (8, 16, 24)) -> nn.HybridBlock:
-    """conv-bn-relu stem, then (depthwise 3x3 -> bn -> relu -> pointwise 1x1 -> bn -> relu)."""
+    """conv-bn-relu stem (BatchNorm without scale), then (depthwise 3x3 -> bn -> relu ->
+    pointwise 1x1 with bias -> bn -> relu), global pooling, Dense."""
     net = nn.HybridSequential(prefix="mobilenet_")
     with net.name_scope():
         net.add(nn.Conv2D(widths[0], 3, 1, 1, use_bias=False, in_channels=3))
-        net.add(nn.BatchNorm(in_channels=widths[0]), nn.Activation("relu"))
+        # scale=False is MXNet's fix_gamma=True: gamma is ignored (see mx_export's fixups)
+        net.add(nn.BatchNorm(scale=False, in_channels=widths[0]), nn.Activation("relu"))
         in_ch = widths[0]
         for i, w in enumerate(widths[1:]):
             net.add(nn.Conv2D(in_ch, 3, 1 + i % 2, 1, groups=in_ch, use_bias=False, in_channels=in_ch))
