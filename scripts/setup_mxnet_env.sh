@@ -19,6 +19,12 @@ BASE_PY="${SPA_MXNET_PYTHON_BASE:-python3.11}"
 PINS=(mxnet==1.9.1 numpy==1.23.5 onnx==1.14.1)
 CHECK='import mxnet, numpy, onnx; assert mxnet.__version__ == "1.9.1"'
 
+# Two concurrent runs (parallel test workers) must not build the environment twice.
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"${TMPDIR:-/tmp}/spa-setup-mxnet-env.$(id -u).lock"
+    flock 9
+fi
+
 link_adapters() {
     local site pth
     site="$("${ENV_DIR}/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"

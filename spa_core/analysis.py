@@ -79,6 +79,7 @@ class AnalysisBuilder:
         self.graph = graph
         self.pivots: dict[tuple[int, int], int] = dict(pivots or {})
         self.pivot_dims: dict[tuple[int, int], Dim] = {}
+        self.pivot_counts: dict[tuple[int, int], int] = {}
         self.registry = registry
         self.dim_start: dict[Dim, int] = {}
         self._atom_dim: list[np.ndarray] = []
@@ -86,7 +87,7 @@ class AnalysisBuilder:
         self._dims: list[Dim] = []
         self._edges_a: list[np.ndarray] = []
         self._edges_b: list[np.ndarray] = []
-        self._blocks: list[tuple[int, int, str]] = []
+        self._blocks: list[tuple[int, int, str, bool]] = []
         self.statistics: set[str] = set()
         self.input_rewriters: list[tuple[int, int, InputRewriter]] = []
         self.attribute_rewriters: list[tuple[int, str, AttributeRewriter]] = []
@@ -107,11 +108,11 @@ class AnalysisBuilder:
         self._edges_a.append(self.dim_start[a] + a_index.astype(np.int64))
         self._edges_b.append(self.dim_start[b] + b_index.astype(np.int64))
 
-    def add_block(self, dim: Dim, reason: str) -> None:
+    def add_block(self, dim: Dim, reason: str, soft: bool = False) -> None:
         if dim not in self.dim_start:
             return
         size = self.graph.shapes[dim[0]][dim[1]]
-        self._blocks.append((self.dim_start[dim], size, reason))
+        self._blocks.append((self.dim_start[dim], size, reason, soft))
 
     def block_value(self, value: str, reason: str) -> None:
         for axis in range(len(self.graph.shapes.get(value, ()))):
@@ -178,11 +179,14 @@ class AnalysisBuilder:
         labels = labels.astype(np.int64)
 
         blocked = np.zeros(n_comp, dtype=bool)
+        hard_blocked = np.zeros(n_comp, dtype=bool)
         reason_of = np.full(n_comp, -1, dtype=np.int64)
         reasons: list[str] = []
         reason_id: dict[str, int] = {}
-        for start, size, reason in self._blocks:
+        for start, size, reason, soft in self._blocks:
             comps = np.unique(labels[start : start + size])
+            if not soft:
+                hard_blocked[comps] = True
             rid = reason_id.setdefault(reason, len(reasons))
             if rid == len(reasons):
                 reasons.append(reason)
@@ -215,6 +219,7 @@ class AnalysisBuilder:
 
         prunable = has_param & ~blocked
         self.prunable_classes = prunable
+        self.hard_blocked = hard_blocked
         self.final_labels = labels
         groups = self._group(labels, prunable)
         return Analysis(
@@ -271,8 +276,9 @@ def _failure_reason(exc: BaseException) -> str:
 def analyze(graph: Graph, ignore: Iterable[str] = (), registry: RuleRegistry | None = None) -> Analysis:
     """Run every rule over ``graph`` and return its channel groups and barriers.
 
-    Reshape runs whose pivot axis ends up with nothing prunable get their pivot moved
-    inward and the analysis is repeated (at most once per axis of the longest run).
+    Reshape runs whose pivot axis ends up with nothing prunable, for a reason other
+    than another reshape's pivot choice, get their pivot moved inward and the analysis
+    is repeated (at most once per axis of the longest run).
     """
     registry = registry or full_registry()
     pivots: dict[tuple[int, int], int] = {}
@@ -283,11 +289,12 @@ def analyze(graph: Graph, ignore: Iterable[str] = (), registry: RuleRegistry | N
         analysis = builder.finish()
         moved = False
         for key, dim in builder.pivot_dims.items():
+            if pivots.get(key, 0) + 1 >= builder.pivot_counts[key]:
+                continue
             start = builder.dim_start[dim]
             labels = builder.final_labels[start : start + graph.shapes[dim[0]][dim[1]]]
-            if not builder.prunable_classes[labels].any():
+            if not builder.prunable_classes[labels].any() and builder.hard_blocked[labels].any():
                 pivots[key] = pivots.get(key, 0) + 1
                 moved = True
-        if not moved or any(p > 8 for p in pivots.values()):
+        if not moved:
             return analysis
-        # drop pivots that ran past their run's last axis (the rule clips them)

@@ -104,13 +104,17 @@ def solve_module(module: linen.Module, target: Shapes, specs: list[Any],
             elements.append((element, value))
             columns.append(column)
     matrix = np.stack(columns, axis=1) if columns else np.zeros((len(rows), 0))
-    notes = [
-        f"width of {p} axis {a} ({base[p][a]} -> {target[p][a]}) is set by no integer field of "
-        f"{type(module).__name__} (hard-coded in its code or derived by a formula SPA cannot invert)"
+    loose = [
+        f"{p} axis {a} ({base[p][a]} -> {target[p][a]})"
         for (p, a), w, r in zip(rows, wanted, matrix) if w != 0 and not r.any()
     ]
-    if notes:
-        return None, notes
+    if loose:
+        more = f" and {len(loose) - 3} more" if len(loose) > 3 else ""
+        return None, [
+            f"{type(module).__name__} has no integer field that sets these widths (hard-coded in "
+            f"its code, or derived by a formula SPA cannot invert): {', '.join(loose[:3])}{more}; "
+            "the pruned variables are returned without a module"
+        ]
     solution = np.linalg.lstsq(matrix, wanted, rcond=None)[0] if columns else np.zeros(0)
     values = {e: int(round(v * 2.0**x)) for (e, v), x in zip(elements, solution)}
     if any(v < 1 for v in values.values()):

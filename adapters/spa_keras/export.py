@@ -33,6 +33,7 @@ from spa_core.types import ExportedModel
 from . import inputs as model_inputs
 from .mapping import InitializerSource, Matcher, name_hints
 from .terms import Term, WeightRef, layer_terms, term_builders
+from .tf_ops import custom_op_handlers
 from .walk import layer_weights, read_weights
 
 log = logging.getLogger(__name__)
@@ -101,15 +102,21 @@ def _variables(model: Any) -> dict[WeightRef, Any]:
 # ---------------------------------------------------------------- tf2onnx
 def _tf2onnx(model: Any, shapes: Mapping[str, tuple[int, ...]], opset: int) -> onnx.ModelProto:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
     import tensorflow as tf
     import tf2onnx
+    from keras.src.models.functional import Functional
 
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     specs = []
     for tensor, (name, shape) in zip(model.inputs, shapes.items()):
         specs.append(tf.TensorSpec(shape, tf.as_dtype(str(tensor.dtype)), name=name))
+    if not isinstance(model, Functional):  # tf2onnx reads output names the Functional way
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
     try:
-        proto, _ = tf2onnx.convert.from_keras(model, input_signature=specs, opset=opset)
+        proto, _ = tf2onnx.convert.from_keras(
+            model, input_signature=specs, opset=opset, custom_op_handlers=custom_op_handlers()
+        )
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FrameworkError(f"tf2onnx could not convert the Keras model: {first}") from exc

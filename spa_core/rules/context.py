@@ -136,10 +136,14 @@ class RuleContext:
         for other in dims[1:]:
             self.tie(dims[0], other)
 
-    def block(self, dim: Dim, reason: str) -> None:
-        """This dimension must keep every element (normalised over, reduced, ...)."""
+    def block(self, dim: Dim, reason: str, soft: bool = False) -> None:
+        """This dimension must keep every element (normalised over, reduced, ...).
+
+        ``soft`` marks a block that only follows from a choice the analysis may revise
+        (a reshape's non-pivot axis); it does not make other reshapes move their pivot.
+        """
         self.mentioned.add(dim)
-        self._b.add_block(dim, f"{self.op_type}: {reason}")
+        self._b.add_block(dim, f"{self.op_type}: {reason}", soft)
 
     def free(self, dim: Dim) -> None:
         """This dimension is mentioned but imposes nothing here (size-1 broadcast, spatial)."""
@@ -166,6 +170,7 @@ class RuleContext:
 
         Starts at 0; the analysis raises it when the chosen axis left nothing prunable.
         """
+        self._b.pivot_counts[(self.index, run)] = candidates
         return min(self._b.pivots.get((self.index, run), 0), candidates - 1)
 
     def pivot_dim(self, run: int, dim: Dim) -> None:

@@ -90,10 +90,10 @@ def tie_reshape(ctx: RuleContext, in_index: int = 0, out_index: int = 0) -> None
         ctx.pivot_dim(run_number, y if split_side_is_out else x)
         for k, a in enumerate(big_i):
             if k != p_i:
-                ctx.block(ctx.inp(in_index, a), "inner axis of a reshape")
+                ctx.block(ctx.inp(in_index, a), "inner axis of a reshape", soft=True)
         for k, a in enumerate(big_j):
             if k != p_j:
-                ctx.block(ctx.out(out_index, a), "inner axis of a reshape")
+                ctx.block(ctx.out(out_index, a), "inner axis of a reshape", soft=True)
 
 
 
