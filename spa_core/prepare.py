@@ -209,7 +209,6 @@ def _fold_shape_computations(m: onnx.ModelProto, weights: set[str]) -> onnx.Mode
     del m.graph.node[:]
     m.graph.node.extend(kept_nodes)
     _remove_unused(m)
-    del m.graph.value_info[:]
     return m
 
 
