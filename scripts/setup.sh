@@ -14,6 +14,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # torch first, pinned: any other torch pulls gigabytes of CUDA packages.
 .venv/bin/pip install -q "torch==2.13.0"
 .venv/bin/pip install -q -c constraints.txt -e ".[torch,keras,jax,report,dev]"
+# Fashion-MNIST ships as a Debian package (no download at run time).
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null
+fi
 rm -f .venv/.spa-installed-*
 touch "$stamp"
 echo "spa: environment ready in .venv/"

@@ -232,6 +232,48 @@ class Mixer(nnx.Module):
         return self.head(self.norm(x).mean(axis=1))
 
 
+class GroupNormCNN(nnx.Module):
+    """Convs with GroupNorm (4 groups): pruning must keep whole, equal groups."""
+
+    def __init__(self, classes: int = 10, *, rngs: nnx.Rngs) -> None:
+        self.c1 = nnx.Conv(3, 16, (3, 3), rngs=rngs)
+        self.gn = nnx.GroupNorm(16, num_groups=4, rngs=rngs)
+        self.c2 = nnx.Conv(16, 16, (3, 3), rngs=rngs)
+        self.head = nnx.Linear(16, classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = nnx.relu(self.c2(nnx.relu(self.gn(self.c1(x)))))
+        return self.head(x.mean(axis=(1, 2)))
+
+
+class AutoEncoder(nnx.Module):
+    """Strided conv encoder and ConvTranspose decoder back to an image."""
+
+    def __init__(self, *, rngs: nnx.Rngs) -> None:
+        self.enc1 = nnx.Conv(3, 16, (3, 3), strides=2, rngs=rngs)
+        self.enc2 = nnx.Conv(16, 16, (3, 3), rngs=rngs)
+        self.dec = nnx.ConvTranspose(16, 8, (2, 2), strides=(2, 2), rngs=rngs)
+        self.out = nnx.Conv(8, 3, (1, 1), rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = nnx.relu(self.enc2(nnx.relu(self.enc1(x))))
+        return self.out(nnx.relu(self.dec(x)))
+
+
+class TiedLM(nnx.Module):
+    """A token model whose output projection reuses the embedding (weight tying)."""
+
+    def __init__(self, vocab: int = 32, d: int = 16, hidden: int = 32, *, rngs: nnx.Rngs) -> None:
+        self.embed = nnx.Embed(vocab, d, rngs=rngs)
+        self.fc1 = nnx.Linear(d, hidden, rngs=rngs)
+        self.fc2 = nnx.Linear(hidden, d, rngs=rngs)
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        x = self.embed(tokens)
+        x = x + self.fc2(nnx.relu(self.fc1(x)))
+        return self.embed.attend(x)
+
+
 # ------------------------------------------------------------------------- linen models
 class LinenResNet(nn.Module):
     """A linen ResNet-style net whose widths are a tuple field (re-created after pruning)."""
@@ -326,6 +368,9 @@ MODELS: dict[str, Callable[..., tuple[Any, jax.Array]]] = {
     "nnx_vgg": _nnx(VGG),
     "nnx_densenet": _nnx(DenseNet),
     "nnx_mixer": _nnx(Mixer),
+    "nnx_groupnorm": _nnx(GroupNormCNN),
+    "nnx_autoencoder": _nnx(AutoEncoder),
+    "nnx_tied_lm": _nnx(TiedLM, (2, 8), jnp.int32),
     "linen_resnet": _linen(LinenResNet()),
     "linen_mobilenet": _linen(LinenMobileNet()),
     "linen_transformer": _linen(LinenTransformer(), (2, 8, 6)),

@@ -32,6 +32,7 @@ class LayerRule:
 
     roles: Callable[[Any, Shapes], Roles]
     config: Callable[[dict[str, Any], Mapping[str, int], Mapping[str, int]], dict[str, Any]]
+    compensate: Callable[[dict[str, np.ndarray], Mapping[str, int], Mapping[str, int]], None] | None = None
 
 
 @dataclass
@@ -79,6 +80,16 @@ def _mha_config(config: dict[str, Any], sizes: Mapping[str, int], full: Mapping[
     return config
 
 
+def _mha_compensate(weights: dict[str, np.ndarray], sizes: Mapping[str, int], full: Mapping[str, int]) -> None:
+    """Keep the softmax temperature: Keras scales queries by 1/sqrt(key_dim), which pruning changes."""
+    if "key" not in sizes:
+        return
+    factor = np.sqrt(sizes["key"] / full["key"])
+    for rel in ("query/kernel", "query/bias"):
+        if rel in weights:
+            weights[rel] = (weights[rel] * factor).astype(weights[rel].dtype)
+
+
 def _channelwise(layer: Any, shapes: Shapes) -> Roles:
     return {rel: _vector("c")(shape) for rel, shape in shapes.items()}
 
@@ -119,6 +130,7 @@ def layer_rules() -> dict[type, LayerRule]:
             }
         ),
         _mha_config,
+        _mha_compensate,
     )
     channelwise = LayerRule(_channelwise, _set())
     return {
@@ -186,13 +198,16 @@ def plan_layer(
             _observe(observed, role, list(kept), key)
     kept_roles = _resolve_composites(observed, full, key)
     sizes = {role: len(k) for role, k in kept_roles.items() if "*" not in role}
-    weights = []
+    sliced: dict[str, np.ndarray] = {}
     for i, value in enumerate(values):
         rel = rel_paths[i]
         for axis, role in enumerate(roles.get(rel, ()) if rel is not None else ()):
             if role in kept_roles:
                 value = np.take(value, kept_roles[role], axis=axis)
-        weights.append(value)
+        sliced[rel if rel is not None else f"#{i}"] = value
+    if rule.compensate is not None:
+        rule.compensate(sliced, sizes, full)
+    weights = list(sliced.values())
     config = rule.config(dict(layer.get_config()), sizes, full)
     return LayerPlan(key, config, weights, sizes)
 
