@@ -35,10 +35,10 @@ def run_one(name: str, ratio: float) -> dict[str, Any]:
     """Build, prune and check one architecture."""
     import numpy as np
     import onnxruntime as ort
+    from spa_jax import LinenModel, zoo
 
     import spa_core
     from spa_core.testing import assert_oracle
-    from spa_jax import LinenModel, zoo
 
     row: dict[str, Any] = {"model": name, "success": False, "oracle": False, "flax_onnx": None}
     t0 = time.perf_counter()

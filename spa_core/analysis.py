@@ -55,6 +55,7 @@ class Analysis:
     blocked_reasons: Counter = field(default_factory=Counter)
     unknown_ops: Counter = field(default_factory=Counter)
     statistics: set[str] = field(default_factory=set)
+    internal_reads: set[tuple[int, int, int]] = field(default_factory=set)
     input_rewriters: list[tuple[int, int, InputRewriter]] = field(default_factory=list)
     attribute_rewriters: list[tuple[int, str, AttributeRewriter]] = field(default_factory=list)
 
@@ -89,6 +90,7 @@ class AnalysisBuilder:
         self._edges_b: list[np.ndarray] = []
         self._blocks: list[tuple[int, int, str, bool]] = []
         self.statistics: set[str] = set()
+        self.internal_reads: set[tuple[int, int, int]] = set()
         self.input_rewriters: list[tuple[int, int, InputRewriter]] = []
         self.attribute_rewriters: list[tuple[int, str, AttributeRewriter]] = []
         self.unknown_ops: Counter = Counter()
@@ -230,6 +232,7 @@ class AnalysisBuilder:
             blocked_reasons=blocked_reasons,
             unknown_ops=self.unknown_ops,
             statistics=self.statistics,
+            internal_reads=self.internal_reads,
             input_rewriters=self.input_rewriters,
             attribute_rewriters=self.attribute_rewriters,
         )

@@ -63,3 +63,17 @@ def count_macs(model: onnx.ModelProto, shape: ShapeOf) -> tuple[int, dict[str, i
         except (KeyError, IndexError):
             continue
     return sum(per_node.values()), per_node
+
+
+def _recurrent(gates: int) -> MacCounter:
+    def count(node: onnx.NodeProto, shape: ShapeOf) -> int:
+        seq, batch, _ = shape(node.input[0])
+        dirs, rows, n_in = shape(node.input[1])
+        hidden = shape(node.input[2])[2]
+        return int(seq * batch * dirs * rows * (n_in + hidden))
+
+    return count
+
+
+for _op, _gates in (("LSTM", 4), ("GRU", 3), ("RNN", 1)):
+    COUNTERS[_op] = _recurrent(_gates)

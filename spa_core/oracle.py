@@ -35,7 +35,9 @@ def zeroed_reference(analysis: Analysis, removed: np.ndarray) -> onnx.ModelProto
             mask = None
             for axis in range(len(shape)):
                 labels = analysis.dim_labels((name, axis))
-                zero = removed[labels] & ~np.isin(labels, list(passed))
+                zero = removed[labels]
+                if (index, k, axis) not in analysis.internal_reads:
+                    zero &= ~np.isin(labels, list(passed))
                 if not zero.any():
                     continue
                 axis_mask = (~zero).astype(np.float32).reshape([-1 if a == axis else 1 for a in range(len(shape))])

@@ -32,8 +32,8 @@ from . import layout
 from .terms import Term, WeightRef
 
 NativeKept = dict[WeightRef, dict[int, list[int]]]
-_RTOL = 1e-5
-_ATOL = 1e-7
+_RTOL = 1e-4
+_ATOL = 1e-5
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,12 @@ class RuleContext:
                 for axis in range(len(self.in_shape(i))):
                     self.block(self.inp(i, axis), "control input")
 
+    def reads(self, i: int, axis: int) -> None:
+        """Axis ``axis`` of input ``i`` is read (contracted) here even though the same
+        channels also leave the node: an RNN's recurrent weight columns. The oracle
+        zeroes such slices at this node too."""
+        self._b.internal_reads.add((self.index, i, axis))
+
     def statistic(self, i: int) -> None:
         """Input ``i`` is a statistic (BatchNorm running mean/var): sliced but not scored."""
         if self.has_input(i):

@@ -83,6 +83,7 @@ def load_builtin_rules() -> RuleRegistry:
         linear,
         normalization,
         pooling,
+        recurrent,
         reshape,
         routing,
         spatial,

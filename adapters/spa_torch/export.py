@@ -1,0 +1,111 @@
+"""Export an ``nn.Module`` to ONNX with parameter names kept and BatchNorm unfolded.
+
+``torch.onnx.export(dynamo=False, do_constant_folding=False)`` keeps BatchNorm and the
+``state_dict`` names (see ENVIRONMENT.md). Initializers the exporter still renamed or
+copied are matched back to parameters by value (allowing a 2-D transpose), never by
+guessing names.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+from spa_core.errors import FrameworkError, InvalidOptionError
+from spa_core.types import ExportedModel, ParamBinding
+
+DEFAULT_OPSET = 17
+
+
+def as_input_tuple(example_inputs: Any, input_shapes: Any = None) -> tuple[torch.Tensor, ...]:
+    """Example inputs as a tuple of tensors (built from shapes when none are given)."""
+    if example_inputs is None:
+        if not input_shapes:
+            raise InvalidOptionError(
+                "a PyTorch model needs example inputs (or --input-shape 1,3,224,224) to be exported"
+            )
+        shapes = input_shapes.values() if isinstance(input_shapes, dict) else [input_shapes]
+        if isinstance(input_shapes, Sequence) and input_shapes and isinstance(input_shapes[0], Sequence):
+            shapes = input_shapes
+        return tuple(torch.randn(*map(int, s)) for s in shapes)
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    if isinstance(example_inputs, np.ndarray):
+        return (torch.from_numpy(example_inputs),)
+    if isinstance(example_inputs, list | tuple):
+        return tuple(torch.as_tensor(x) if not isinstance(x, torch.Tensor) else x for x in example_inputs)
+    raise InvalidOptionError(f"example inputs must be a tensor or a tuple of tensors, got {type(example_inputs).__name__}")
+
+
+def named_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters and buffers by state_dict name (shared tensors under every name)."""
+    table: dict[str, torch.Tensor] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        table[name] = p
+    for name, b in model.named_buffers(remove_duplicate=False):
+        table[name] = b
+    return table
+
+
+def export_module(model: torch.nn.Module, example_inputs: Any, options: dict[str, Any]) -> ExportedModel:
+    inputs = as_input_tuple(example_inputs, options.get("input_shapes"))
+    opset = int(options.get("opset", DEFAULT_OPSET))
+    names = [f"input_{i}" for i in range(len(inputs))] if len(inputs) > 1 else ["input"]
+    was_training = model.training
+    model.eval()
+    buf = io.BytesIO()
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                model, inputs, buf, dynamo=False, do_constant_folding=False, opset_version=opset,
+                input_names=names,
+            )
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FrameworkError(f"torch.onnx.export failed for {type(model).__name__}: {first}") from exc
+    finally:
+        model.train(was_training)
+    proto = onnx.load_from_string(buf.getvalue())
+    mapping = map_initializers(proto, named_tensors(model))
+    shapes = {n: tuple(x.shape) for n, x in zip(names, inputs)}
+    return ExportedModel(onnx=proto, framework="torch", input_shapes=shapes, parameter_map=mapping,
+                         extras={"example_inputs": inputs})
+
+
+def map_initializers(proto: onnx.ModelProto, tensors: dict[str, torch.Tensor]) -> dict[str, ParamBinding]:
+    """ONNX initializer -> native tensor, by name when the exporter kept it, else by value."""
+    mapping: dict[str, ParamBinding] = {}
+    by_shape: dict[tuple[int, ...], list[str]] = {}
+    for name, t in tensors.items():
+        by_shape.setdefault(tuple(t.shape), []).append(name)
+    for init in proto.graph.initializer:
+        if init.data_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16):
+            continue
+        dims = tuple(init.dims)
+        if init.name in tensors and tuple(tensors[init.name].shape) == dims:
+            mapping[init.name] = ParamBinding(init.name, tuple(range(len(dims))))
+            continue
+        if not dims or int(np.prod(dims)) < 2:
+            continue
+        value = numpy_helper.to_array(init)
+        found = _match_by_value(value, tensors, by_shape)
+        if found is not None:
+            mapping[init.name] = found
+    return mapping
+
+
+def _match_by_value(value: np.ndarray, tensors: dict[str, torch.Tensor], by_shape: dict) -> ParamBinding | None:
+    candidates = [(n, tuple(range(value.ndim)), value) for n in by_shape.get(value.shape, [])]
+    if value.ndim == 2:
+        candidates += [(n, (1, 0), value.T) for n in by_shape.get(value.shape[::-1], [])]
+    for name, axes, oriented in candidates:
+        native = tensors[name].detach().cpu().numpy()
+        if native.shape == oriented.shape and np.array_equal(native, oriented):
+            return ParamBinding(name, axes, "transposed" if axes == (1, 0) else "copied")
+    return None

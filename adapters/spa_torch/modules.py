@@ -1,0 +1,104 @@
+"""Module attributes that follow parameter shapes, one updater per module family.
+
+After parameters are sliced, each module's bookkeeping attributes (``in_channels``,
+``num_features``...) are recomputed from its new tensors, so that ``print(model)``,
+a fresh module built from the attributes, ``torch.jit.script`` and training all agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch.nn as nn
+
+Updater = Callable[[nn.Module, dict], None]
+UPDATERS: dict[type, Updater] = {}
+
+
+def updates(*types: type) -> Callable[[Updater], Updater]:
+    def register(fn: Updater) -> Updater:
+        for t in types:
+            UPDATERS[t] = fn
+        return fn
+
+    return register
+
+
+@updates(nn.Conv1d, nn.Conv2d, nn.Conv3d)
+def _conv(m: nn.Module, old: dict) -> None:
+    out_c, in_per_group = m.weight.shape[:2]
+    if old["groups"] > 1 and old["in_channels"] == old["groups"]:  # depthwise: one group per channel
+        m.groups = out_c // (old["out_channels"] // old["groups"])
+    m.in_channels, m.out_channels = in_per_group * m.groups, out_c
+
+
+@updates(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+def _conv_transpose(m: nn.Module, old: dict) -> None:
+    in_c, out_per_group = m.weight.shape[:2]
+    if old["groups"] > 1 and old["in_channels"] == old["groups"]:
+        m.groups = in_c
+    m.in_channels, m.out_channels = in_c, out_per_group * m.groups
+
+
+@updates(nn.Linear)
+def _linear(m: nn.Module, old: dict) -> None:
+    m.out_features, m.in_features = m.weight.shape
+
+
+@updates(nn.Bilinear)
+def _bilinear(m: nn.Module, old: dict) -> None:
+    m.out_features, m.in1_features, m.in2_features = m.weight.shape
+
+
+@updates(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+def _batch_norm(m: nn.Module, old: dict) -> None:
+    ref = m.weight if m.weight is not None else m.running_mean
+    if ref is not None:
+        m.num_features = ref.shape[0]
+
+
+@updates(nn.GroupNorm)
+def _group_norm(m: nn.Module, old: dict) -> None:
+    if m.weight is not None:
+        per_group = old["num_channels"] // old["num_groups"]
+        m.num_channels = m.weight.shape[0]
+        m.num_groups = m.num_channels // per_group
+
+
+@updates(nn.LayerNorm)
+def _layer_norm(m: nn.Module, old: dict) -> None:
+    if m.weight is not None:
+        m.normalized_shape = tuple(m.weight.shape)
+
+
+@updates(nn.Embedding, nn.EmbeddingBag)
+def _embedding(m: nn.Module, old: dict) -> None:
+    m.num_embeddings, m.embedding_dim = m.weight.shape
+
+
+@updates(nn.PReLU)
+def _prelu(m: nn.Module, old: dict) -> None:
+    m.num_parameters = m.weight.numel()
+
+
+@updates(nn.LSTM, nn.GRU, nn.RNN)
+def _recurrent(m: nn.Module, old: dict) -> None:
+    m.hidden_size = m.weight_hh_l0.shape[1]
+    m.input_size = m.weight_ih_l0.shape[1]
+    m._init_flat_weights()
+
+
+SNAPSHOT_FIELDS = ("groups", "in_channels", "out_channels", "num_channels", "num_groups")
+
+
+def snapshot(m: nn.Module) -> dict:
+    return {f: getattr(m, f) for f in SNAPSHOT_FIELDS if hasattr(m, f)}
+
+
+def update_module(m: nn.Module, old: dict) -> bool:
+    """Recompute ``m``'s attributes; False when its type has no updater."""
+    for t in type(m).__mro__:
+        if t in UPDATERS:
+            UPDATERS[t](m, old)
+            return True
+    return False
