@@ -51,10 +51,10 @@ def run_one(name: str, ratio: float) -> dict[str, Any]:
     import keras
     import numpy as np
     import onnxruntime as ort
+    from spa_keras.zoo import randomize
 
     import spa_core
     from spa_core.testing import assert_oracle
-    from spa_keras.zoo import randomize
 
     row: dict[str, Any] = {"model": name, "success": False, "oracle": False, "keras_onnx": None}
     size = SIZES.get(name, DEFAULT_SIZE)

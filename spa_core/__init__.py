@@ -5,6 +5,7 @@ with a pluggable criterion, remove channels and bring the result back to the mod
 framework.
 """
 
+from .api import PruneResult, analyze_onnx, apply_plan, apply_plan_onnx, prune, prune_onnx
 from .errors import (
     FrameworkError,
     InvalidModelError,
@@ -12,7 +13,6 @@ from .errors import (
     SpaError,
     UnprunableModelError,
 )
-from .api import PruneResult, analyze_onnx, apply_plan_onnx, prune, prune_onnx
 from .plan import Plan
 from .plugins import hookimpl
 from .types import ExportedModel, ParamBinding
@@ -20,6 +20,7 @@ from .types import ExportedModel, ParamBinding
 __all__ = [
     "PruneResult",
     "analyze_onnx",
+    "apply_plan",
     "apply_plan_onnx",
     "prune",
     "prune_onnx",

@@ -21,7 +21,14 @@ from scipy.sparse.csgraph import connected_components
 
 from .graph import Graph
 from .prepare import subgraph_outer_names
-from .rules.context import AttributeRewriter, Dim, InputRewriter, MissingShapeError, RuleBarrier, RuleContext
+from .rules.context import (
+    AttributeRewriter,
+    Dim,
+    InputRewriter,
+    MissingShapeError,
+    RuleBarrier,
+    RuleContext,
+)
 from .rules.registry import RuleRegistry, full_registry
 
 log = logging.getLogger(__name__)

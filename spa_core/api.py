@@ -220,3 +220,32 @@ def prune(
         if result.model is None:
             raise FrameworkError(f"no installed SPA adapter builds '{target}' models from ONNX")
     return result
+
+
+def apply_plan(
+    model: Any,
+    plan: Plan,
+    example_inputs: Any = None,
+    *,
+    framework: str | None = None,
+    inplace: bool = False,
+    export_options: dict[str, Any] | None = None,
+) -> PruneResult:
+    """Re-apply a saved plan to a freshly built, unpruned native model.
+
+    Ship a ``state_dict`` and the plan JSON instead of a pickle: build the model,
+    ``apply_plan(model, plan, x)``, then ``load_state_dict`` the pruned weights.
+    """
+    from .plugins import plugin_manager
+
+    hook = plugin_manager().hook
+    framework = framework or detect_framework(model)
+    exported = hook.spa_export(model=model, example_inputs=example_inputs, framework=framework,
+                               options=dict(export_options or {}))
+    if exported is None:
+        raise FrameworkError(f"no installed SPA adapter exports '{framework}' models")
+    result = apply_plan_onnx(exported.onnx, plan, exported.input_shapes or None)
+    result.exported = exported
+    result.model = hook.spa_apply_plan(model=model, plan=result.plan, exported=exported, pruned_onnx=result.onnx,
+                                       options={"inplace": inplace})
+    return result

@@ -73,10 +73,24 @@ def apply_plan_to_module(model: nn.Module, plan: Plan, exported: ExportedModel, 
                     tensor.grad = _slice(tensor.grad, axes)
             else:
                 owner._buffers[attr] = new
+        touched_modules.add(id(owner))
         for module in target.modules():  # every module holding this tensor (shared weights)
-            if any(p is tensor for p in module._parameters.values()) or attr in module._buffers and module is owner:
+            if any(p is tensor for p in module._parameters.values()):
                 touched_modules.add(id(module))
-    for module in target.modules():
+    # a module's attributes may depend on a child's tensors (MultiheadAttention.out_proj)
+    parents = {id(child): (parent, name) for parent in target.modules() for name, child in parent.named_children()}
+    for mid in list(touched_modules):
+        if mid in parents:
+            touched_modules.add(id(parents[mid][0]))
+    for module in list(target.modules()):
         if id(module) in touched_modules:
-            update_module(module, before[id(module)])
+            try:
+                replacement = update_module(module, before[id(module)])
+            except ValueError as exc:
+                raise FrameworkError(f"cannot prune {type(module).__name__}: {exc}") from None
+            if replacement is not None:
+                if id(module) not in parents:
+                    return replacement
+                parent, name = parents[id(module)]
+                setattr(parent, name, replacement)
     return target

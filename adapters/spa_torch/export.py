@@ -60,6 +60,8 @@ def export_module(model: torch.nn.Module, example_inputs: Any, options: dict[str
     was_training = model.training
     model.eval()
     buf = io.BytesIO()
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # the fused MHA kernel has no ONNX export
     try:
         with torch.no_grad():
             torch.onnx.export(
@@ -71,6 +73,7 @@ def export_module(model: torch.nn.Module, example_inputs: Any, options: dict[str
         raise FrameworkError(f"torch.onnx.export failed for {type(model).__name__}: {first}") from exc
     finally:
         model.train(was_training)
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     proto = onnx.load_from_string(buf.getvalue())
     mapping = map_initializers(proto, named_tensors(model))
     shapes = {n: tuple(x.shape) for n, x in zip(names, inputs)}

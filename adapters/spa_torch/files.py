@@ -41,6 +41,10 @@ def load_module(path: str, trust_pickle: bool = False) -> torch.nn.Module:
         )
     try:
         obj = torch.load(p, map_location="cpu", weights_only=False)
+    except ModuleNotFoundError as exc:
+        raise FrameworkError(
+            f"{p} needs the module that defines its classes: {exc} (add it to PYTHONPATH)"
+        ) from None
     except Exception as exc:
         raise InvalidModelError(f"{p} is not a readable PyTorch file ({type(exc).__name__})") from None
     if not isinstance(obj, torch.nn.Module):

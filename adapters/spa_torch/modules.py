@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch.nn as nn
 
-Updater = Callable[[nn.Module, dict], None]
+Updater = Callable[[nn.Module, dict], "nn.Module | None"]
 UPDATERS: dict[type, Updater] = {}
 
 
@@ -88,17 +88,34 @@ def _recurrent(m: nn.Module, old: dict) -> None:
     m._init_flat_weights()
 
 
-SNAPSHOT_FIELDS = ("groups", "in_channels", "out_channels", "num_channels", "num_groups")
+@updates(nn.MultiheadAttention)
+def _multihead_attention(m: nn.Module, old: dict) -> nn.Module | None:
+    """Heads are pruned whole; widths that no longer match become a PrunedMultiheadAttention."""
+    if not m._qkv_same_embed_dim:
+        raise ValueError("separate q/k/v projection weights (kdim/vdim) are not supported")
+    head_dim = old["embed_dim"] // old["num_heads"]
+    inner = m.in_proj_weight.shape[0] // 3
+    e_in, e_out = m.in_proj_weight.shape[1], m.out_proj.weight.shape[0]
+    m.out_proj.out_features, m.out_proj.in_features = m.out_proj.weight.shape
+    if inner == e_in == e_out:
+        m.embed_dim = m.kdim = m.vdim = inner
+        m.num_heads, m.head_dim = inner // head_dim, head_dim
+        return None
+    from .layers import PrunedMultiheadAttention
+
+    return PrunedMultiheadAttention.from_module(m, head_dim)
+
+
+SNAPSHOT_FIELDS = ("groups", "in_channels", "out_channels", "num_channels", "num_groups", "embed_dim", "num_heads")
 
 
 def snapshot(m: nn.Module) -> dict:
     return {f: getattr(m, f) for f in SNAPSHOT_FIELDS if hasattr(m, f)}
 
 
-def update_module(m: nn.Module, old: dict) -> bool:
-    """Recompute ``m``'s attributes; False when its type has no updater."""
+def update_module(m: nn.Module, old: dict) -> nn.Module | None:
+    """Recompute ``m``'s attributes; return a replacement module when its type cannot hold the new shapes."""
     for t in type(m).__mro__:
         if t in UPDATERS:
-            UPDATERS[t](m, old)
-            return True
-    return False
+            return UPDATERS[t](m, old)
+    return None

@@ -19,19 +19,34 @@ from ..errors import InvalidOptionError
 WEIGHTS = "weights"
 GRADIENTS = "gradients"
 HESSIAN_VECTOR = "hessian_vector_products"
+HESSIAN_DIAGONAL = "hessian_diagonal"
 ACTIVATIONS = "activations"
+DATA_NEEDS = frozenset({GRADIENTS, HESSIAN_VECTOR, HESSIAN_DIAGONAL, ACTIVATIONS})
+"""Needs that require calibration data and a loss (everything but ``weights``)."""
 
 
 @dataclass
 class ScoringContext:
     """What a criterion may read besides the weight itself.
 
+    Every array is keyed by ONNX initializer name and laid out like the initializer
+    (a gradient provider maps native gradients through the adapter's ``parameter_map``).
+
     Attributes:
-        gradients: initializer name -> gradient of the loss (same shape as the weight).
-        hvp: initializer name -> Hessian-vector product ``H @ w`` (or ``H @ g``).
+        gradients: initializer name -> gradient of the loss, averaged over the
+            calibration batches (same shape as the weight).
+        hvp: initializer name -> Hessian-gradient product ``H @ g`` (``g`` = ``gradients``).
         activations: value name -> activation samples.
         rng: random generator (seeded by the engine, for reproducible ``random``).
         extras: anything a third-party criterion needs.
+        gradient_batches: one gradient dict per calibration batch (criteria that average
+            a per-batch score, such as ``taylor``); empty when not computed.
+        hessian_diagonal: initializer name -> estimate of ``diag(H)``.
+        weights: initializer name -> the native parameter value the derivatives belong
+            to, where it differs from the initializer (an exporter folded BatchNorm
+            into it); criteria pair derivatives with :meth:`parameter`.
+        analysis: the :class:`spa_core.analysis.Analysis` being scored (graph and
+            groups), for criteria that look at a parameter's role (``bn_scale``).
     """
 
     gradients: dict[str, np.ndarray] = field(default_factory=dict)
@@ -39,14 +54,23 @@ class ScoringContext:
     activations: dict[str, np.ndarray] = field(default_factory=dict)
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     extras: dict[str, Any] = field(default_factory=dict)
+    gradient_batches: list[dict[str, np.ndarray]] = field(default_factory=list)
+    hessian_diagonal: dict[str, np.ndarray] = field(default_factory=dict)
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    analysis: Any = None
+
+    def parameter(self, name: str, weight: np.ndarray) -> np.ndarray:
+        """The value derivatives of ``name`` refer to: the native one if known, else ``weight``."""
+        return self.weights.get(name, weight)
 
 
 class Criterion:
     """Base class of importance criteria.
 
     Subclasses set ``name`` (what ``--criterion`` takes), ``needs`` (a subset of
-    ``{"weights", "gradients", "hessian_vector_products", "activations"}``) and
-    implement :meth:`channel_scores`.
+    ``{"weights", "gradients", "hessian_vector_products", "hessian_diagonal",
+    "activations"}``) and implement :meth:`channel_scores`. A criterion whose ``needs``
+    hold only ``"weights"`` is data-free: SPA never asks for calibration data for it.
     """
 
     name: ClassVar[str] = ""
@@ -59,6 +83,11 @@ class Criterion:
         :return: a 1-D array of ``weight.shape[axis]`` non-negative scores.
         """
         raise NotImplementedError
+
+    @property
+    def needs_data(self) -> bool:
+        """True when scoring needs calibration batches and a loss."""
+        return bool(self.needs & DATA_NEEDS)
 
     def __repr__(self) -> str:
         return f"<criterion {self.name}>"

@@ -79,15 +79,14 @@ def tie_reshape(ctx: RuleContext, in_index: int = 0, out_index: int = 0) -> None
             ctx.tie(ctx.inp(in_index, big_i[0]), ctx.out(out_index, big_j[0]))
             continue
         sizes_i, sizes_j = [src[a] for a in big_i], [dst[a] for a in big_j]
-        split_side_is_out = len(big_j) >= len(big_i)
-        many = big_j if split_side_is_out else big_i
-        pivot = ctx.pivot(run_number, len(many))
-        p_i, p_j = (0, pivot) if split_side_is_out else (pivot, 0)
+        # candidate pivot pairs, outermost first: (0, 0), (0, 1), ..., (1, 0), ...
+        combo = ctx.pivot(run_number, len(big_i) * len(big_j))
+        p_i, p_j = divmod(combo, len(big_j))
         flat = np.arange(int(np.prod(sizes_i, dtype=np.int64)))
         pairs = np.unique(np.stack([_atom_of(sizes_i, p_i, flat), _atom_of(sizes_j, p_j, flat)]), axis=1)
         x, y = ctx.inp(in_index, big_i[p_i]), ctx.out(out_index, big_j[p_j])
         ctx.tie(x, y, pairs[0], pairs[1])
-        ctx.pivot_dim(run_number, y if split_side_is_out else x)
+        ctx.pivot_dim(run_number, y)
         for k, a in enumerate(big_i):
             if k != p_i:
                 ctx.block(ctx.inp(in_index, a), "inner axis of a reshape", soft=True)

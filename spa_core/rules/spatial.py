@@ -13,7 +13,6 @@ from .context import RuleBarrier, RuleContext
 from .registry import rule
 
 
-
 def _pads(ctx: RuleContext, rank: int) -> np.ndarray:
     if ctx.opset >= 11:
         pads = ctx.const(1)
