@@ -6,7 +6,7 @@ setup:
 	@if [ -f scripts/setup_mxnet_env.sh ]; then bash scripts/setup_mxnet_env.sh; fi
 
 demo: setup
-	@.venv/bin/python -m spa_core.demo
+	@.venv/bin/python -m spa_torch.demo
 
 test: setup
 	@.venv/bin/python -m pytest -q -m "not slow" -p no:cacheprovider

@@ -33,7 +33,7 @@ from spa_core.types import ExportedModel
 from . import inputs as model_inputs
 from .mapping import InitializerSource, Matcher, name_hints
 from .terms import Term, WeightRef, layer_terms, term_builders
-from .tf_ops import custom_op_handlers
+from .tf_ops import custom_op_handlers, plain_convolutions
 from .walk import layer_weights, read_weights
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def export(model: Any, example_inputs: Any, options: Mapping[str, Any]) -> Expor
     opset = int(options.get("opset", DEFAULT_OPSET))
     real = read_weights(model)
     probe = _probe_values(real)
-    with _weights_set_to(model, probe, real):
+    with _weights_set_to(model, probe, real), plain_convolutions():
         proto = _tf2onnx(model, shapes, opset)
     lws = layer_weights(model)
     builders = term_builders()

@@ -94,6 +94,12 @@ def _uses_kept(term: Term, term_kept: Mapping[int, Sequence[int]], out: NativeKe
 
 
 # ---------------------------------------------------------------- matching by value
+def _fingerprint(value: np.ndarray) -> np.ndarray:
+    """Layout-independent summary (sum, sum of squares, min, max): a cheap pre-filter."""
+    v = value.astype(np.float64, copy=False).ravel()
+    return np.array([v.sum(), np.dot(v, v), v.min(), v.max()])
+
+
 _SUFFIX = re.compile(r"(_\d+)?(:\d+)?$")
 
 
@@ -116,9 +122,9 @@ class Matcher:
         self._vectors: dict[int, list[Term]] = defaultdict(list)
         self._terms = list(terms)
         for i, term in enumerate(self._terms):
-            value = term.evaluate(dict(probe))
+            value = term.evaluate(dict(probe)).astype(np.float32)
             self._values[i] = value
-            self._by_size[value.size].append((term, np.sort(value, axis=None)))
+            self._by_size[value.size].append((term, _fingerprint(value)))
             if sum(d != 1 for d in term.shape) <= 1:
                 self._vectors[value.size].append(term)
         self._index = {id(t): i for i, t in enumerate(self._terms)}
@@ -128,7 +134,7 @@ class Matcher:
 
     def match(self, value: np.ndarray, hints: set[str] = frozenset()) -> InitializerSource | None:
         """The source of an initializer value, or ``None`` for exporter constants."""
-        value = np.asarray(value, dtype=np.float64)
+        value = np.asarray(value, dtype=np.float32)
         if value.size == 0:
             return None
         return self._match_copy(value, hints) or self._match_scaled(value, hints)
@@ -140,9 +146,9 @@ class Matcher:
         return sorted(candidates, key=rank)
 
     def _match_copy(self, value: np.ndarray, hints: set[str]) -> InitializerSource | None:
-        flat = np.sort(value, axis=None)
-        for term, sorted_values in self._ordered(self._by_size.get(value.size, []), hints):
-            if not np.allclose(flat, sorted_values, rtol=_RTOL, atol=_ATOL):
+        print_ = _fingerprint(value)
+        for term, fingerprint in self._ordered(self._by_size.get(value.size, []), hints):
+            if not np.allclose(print_, fingerprint, rtol=_RTOL, atol=_ATOL * value.size):
                 continue
             perm = layout.find_layout(self.value(term), value, _RTOL, _ATOL)
             if perm is not None:
@@ -157,7 +163,7 @@ class Matcher:
                 permuted = [term.shape[p] for p in perm]
                 if layout.axis_runs(permuted, value.shape) is None:
                     continue
-                ratio = layout.from_onnx_layout(value, perm, term.shape) / base
+                ratio = layout.from_onnx_layout(value, perm, term.shape).astype(np.float64) / base
                 found = self._scale_for(ratio, term.shape)
                 if found is not None:
                     scale, axes = found

@@ -1,7 +1,8 @@
 """Export an ``nn.Module`` to ONNX with parameter names kept and BatchNorm unfolded.
 
 ``torch.onnx.export(dynamo=False, do_constant_folding=False)`` keeps BatchNorm and the
-``state_dict`` names (see ENVIRONMENT.md). Initializers the exporter still renamed or
+``state_dict`` names (see ENVIRONMENT.md); ``keep_initializers_as_inputs`` stops the
+exporter from merging equal-valued tensors (fresh BatchNorm statistics) into one. Initializers the exporter still renamed or
 copied are matched back to parameters by value (allowing a 2-D transpose), never by
 guessing names.
 """
@@ -67,6 +68,9 @@ def export_module(model: torch.nn.Module, example_inputs: Any, options: dict[str
             torch.onnx.export(
                 model, inputs, buf, dynamo=False, do_constant_folding=False, opset_version=opset,
                 input_names=names,
+                # as inputs, equal-valued tensors (fresh BatchNorm statistics) are not merged
+                # into one initializer, which would couple unrelated layers
+                keep_initializers_as_inputs=True,
             )
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -18,10 +18,11 @@ from ..errors import InvalidOptionError
 # What a criterion may need; the engine asks the user for data only when needed.
 WEIGHTS = "weights"
 GRADIENTS = "gradients"
+GRADIENT_BATCHES = "gradient_batches"  # one gradient per calibration batch, besides their mean
 HESSIAN_VECTOR = "hessian_vector_products"
 HESSIAN_DIAGONAL = "hessian_diagonal"
 ACTIVATIONS = "activations"
-DATA_NEEDS = frozenset({GRADIENTS, HESSIAN_VECTOR, HESSIAN_DIAGONAL, ACTIVATIONS})
+DATA_NEEDS = frozenset({GRADIENTS, GRADIENT_BATCHES, HESSIAN_VECTOR, HESSIAN_DIAGONAL, ACTIVATIONS})
 """Needs that require calibration data and a loss (everything but ``weights``)."""
 
 
@@ -68,8 +69,8 @@ class Criterion:
     """Base class of importance criteria.
 
     Subclasses set ``name`` (what ``--criterion`` takes), ``needs`` (a subset of
-    ``{"weights", "gradients", "hessian_vector_products", "hessian_diagonal",
-    "activations"}``) and implement :meth:`channel_scores`. A criterion whose ``needs``
+    ``{"weights", "gradients", "gradient_batches", "hessian_vector_products",
+    "hessian_diagonal", "activations"}``) and implement :meth:`channel_scores`. A criterion whose ``needs``
     hold only ``"weights"`` is data-free: SPA never asks for calibration data for it.
     """
 

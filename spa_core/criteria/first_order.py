@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..plugins import hookimpl
-from .base import GRADIENTS, WEIGHTS, Criterion, ScoringContext, reduce_other_axes
+from .base import GRADIENT_BATCHES, GRADIENTS, WEIGHTS, Criterion, ScoringContext, reduce_other_axes
 from .derivatives import derivative, parameter
 
 
@@ -27,7 +27,7 @@ class Taylor(Criterion):
     """First-order Taylor: ``score_c = mean_b |Σ_slice w·g_b|`` (Molchanov et al. 2017/2019)."""
 
     name = "taylor"
-    needs = frozenset({WEIGHTS, GRADIENTS})
+    needs = frozenset({WEIGHTS, GRADIENTS, GRADIENT_BATCHES})
 
     def channel_scores(self, name: str, weight: np.ndarray, axis: int, ctx: ScoringContext) -> np.ndarray:
         w = parameter(ctx, name, weight)

@@ -6,7 +6,7 @@ batch, both as numpy dicts keyed by the provider's parameter names. This module 
 what criteria read from those two primitives, identically for every framework:
 
 * ``gradients``: ``g = Σ_b n_b g_b / Σ_b n_b`` (the gradient of the mean loss);
-* ``gradient_batches``: each ``g_b`` (only when a criterion needs per-batch scores);
+* ``gradient_batches``: each ``g_b`` (only when a criterion needs ``gradient_batches``);
 * ``hvp``: ``Hg = Σ_b n_b H_b g / Σ_b n_b`` (second pass, ``g`` fixed, as in GraSP);
 * ``hessian_diagonal``: Hutchinson's ``mean_z z ⊙ Hz`` with Rademacher ``z``.
 """
@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..criteria.base import GRADIENTS, HESSIAN_DIAGONAL, HESSIAN_VECTOR
+from ..criteria.base import GRADIENT_BATCHES, GRADIENTS, HESSIAN_DIAGONAL, HESSIAN_VECTOR
 from .calibration import Batch
 
 Arrays = dict[str, np.ndarray]
@@ -54,13 +54,13 @@ def compute_derivatives(
     batches: list[Batch],
     rng: np.random.Generator,
     hessian_samples: int = 4,
-    keep_batches: bool = False,
 ) -> Derivatives:
     """Compute only what ``needs`` names (gradients are computed whenever any derivative is)."""
     needs = set(needs)
     out = Derivatives()
-    if not needs & {GRADIENTS, HESSIAN_VECTOR, HESSIAN_DIAGONAL}:
+    if not needs & {GRADIENTS, GRADIENT_BATCHES, HESSIAN_VECTOR, HESSIAN_DIAGONAL}:
         return out
+    keep_batches = GRADIENT_BATCHES in needs
     total = float(sum(b.size for b in batches))
     acc: Arrays = {}
     for batch in batches:
