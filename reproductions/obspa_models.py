@@ -99,8 +99,8 @@ class MobileNetV2(nn.Module):
 
     def __init__(self, classes: int = 10):
         super().__init__()
-        cfg = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 2, 2), (6, 64, 2, 1)]
-        layers, cin = [conv_bn(1, 32, act=nn.ReLU6)], 32
+        cfg = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 2, 2), (6, 64, 2, 1)]
+        layers, cin = [conv_bn(1, 32, stride=2, act=nn.ReLU6)], 32
         for t, c, n, s in cfg:
             for i in range(n):
                 layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))

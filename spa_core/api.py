@@ -14,6 +14,7 @@ import onnx
 from .analysis import Analysis, analyze
 from .criteria.base import Criterion, ScoringContext, get_criterion
 from .errors import FrameworkError, InvalidOptionError, UnprunableModelError
+from .gradients.context import native_scoring_context, onnx_scoring_context
 from .importance import score_groups
 from .io import load_model
 from .plan import Plan
@@ -79,8 +80,15 @@ def prune_onnx(
     scoring: ScoringContext | None = None,
     validate: bool = True,
     analysis: Analysis | None = None,
+    data: Any = None,
+    loss: Any = None,
 ) -> PruneResult:
-    """Prune an ONNX model (path or ``ModelProto``; the caller's object is not modified)."""
+    """Prune an ONNX model (path or ``ModelProto``; the caller's object is not modified).
+
+    ``data`` (calibration batches ``[(inputs, targets), ...]`` or a
+    :class:`spa_core.gradients.Calibration`) and ``loss`` (``"cross_entropy"``, ``"mse"``
+    or a callable) are read only by data-driven criteria (``taylor``, ``snip``...).
+    """
     opts = PlanOptions(ratio, global_ranking, round_to, min_keep, max_ratio)
     opts.validate()
     crit = get_criterion(criterion)
@@ -92,7 +100,9 @@ def prune_onnx(
     if not analysis.groups:
         raise UnprunableModelError(_unprunable_message(analysis))
     t1 = time.perf_counter()
-    ctx = scoring or ScoringContext(rng=np.random.default_rng(seed))
+    ctx = scoring or onnx_scoring_context(crit, analysis, model, data, loss, seed)
+    if ctx.analysis is None:
+        ctx.analysis = analysis
     scores = score_groups(analysis, crit, ctx, reduce, normalize)
     timings["score"] = time.perf_counter() - t1
     t2 = time.perf_counter()
@@ -123,7 +133,7 @@ def _finish(analysis: Analysis, removed: np.ndarray, plan: Plan, kept: dict[int,
     if validate:
         check_model(pruned, analysis.graph.model)
     view = surgery_view(analysis, removed)
-    report = build_report(analysis, view, {gid: len(k) for gid, k in kept.items()})
+    report = build_report(analysis, view, {gid: len(k) for gid, k in kept.items()}, removed)
     return PruneResult(onnx=pruned, plan=plan, report=report, analysis=analysis, removed=removed)
 
 
@@ -205,6 +215,11 @@ def prune(
     exported = hook.spa_export(model=model, example_inputs=example_inputs, framework=framework, options=options)
     if exported is None:
         raise FrameworkError(f"no installed SPA adapter exports '{framework}' models")
+    if prune_options.get("scoring") is None:  # data-driven criteria: derivatives from the native framework
+        prune_options["scoring"] = native_scoring_context(
+            get_criterion(criterion), model, exported, prune_options.get("data"), prune_options.get("loss"),
+            prune_options.get("seed", 0),
+        )
     result = prune_onnx(
         exported.onnx, ratio=ratio, criterion=criterion, input_shapes=exported.input_shapes or None, **prune_options
     )

@@ -14,10 +14,14 @@ from .rules.context import SurgeryView
 
 @dataclass
 class GroupReport:
+    """One group's share: what pruning only this group's chosen channels removes."""
+
     id: int
     channels_before: int
     channels_after: int
     members: list[str]
+    params_removed: int = 0
+    macs_removed: int = 0
 
 
 @dataclass
@@ -56,7 +60,25 @@ class Report:
         )
 
 
-def build_report(analysis: Analysis, view: SurgeryView, kept_counts: dict[int, int]) -> Report:
+def _totals(analysis: Analysis, view: SurgeryView, params: list[str]) -> tuple[int, int]:
+    graph = analysis.graph
+
+    def new_shape(name: str) -> tuple[int, ...]:
+        return tuple(view.new_size(name, a) for a in range(len(graph.shapes[name])))
+
+    n_params = sum(int(np.prod(new_shape(n), dtype=np.int64)) for n in params)
+    return n_params, count_macs(graph.model, new_shape)[0]
+
+
+def build_report(
+    analysis: Analysis,
+    view: SurgeryView,
+    kept_counts: dict[int, int],
+    removed: np.ndarray | None = None,
+) -> Report:
+    """Totals before/after, per-layer widths and, given ``removed``, each group's share."""
+    from .surgery import surgery_view
+
     graph = analysis.graph
 
     def old_shape(name: str) -> tuple[int, ...]:
@@ -86,15 +108,21 @@ def build_report(analysis: Analysis, view: SurgeryView, kept_counts: dict[int, i
                     "macs_after": per_node_after.get(name, 0),
                 }
             )
+    groups = []
+    for g in analysis.groups:
+        entry = GroupReport(g.id, g.size, kept_counts.get(g.id, g.size), [f"{n}:{a}" for n, a in g.members])
+        if removed is not None and entry.channels_after < entry.channels_before:
+            only = np.zeros_like(removed)
+            only[g.classes] = removed[g.classes]
+            p_after, m_after = _totals(analysis, surgery_view(analysis, only), params)
+            entry.params_removed, entry.macs_removed = params_before - p_after, macs_before - m_after
+        groups.append(entry)
     return Report(
         params_before=params_before,
         params_after=params_after,
         macs_before=macs_before,
         macs_after=macs_after,
-        groups=[
-            GroupReport(g.id, g.size, kept_counts.get(g.id, g.size), [f"{n}:{a}" for n, a in g.members])
-            for g in analysis.groups
-        ],
+        groups=groups,
         unknown_operators=dict(analysis.unknown_ops),
         barriers=dict(analysis.blocked_reasons),
         layer_widths=widths,

@@ -35,6 +35,9 @@ def test_half_pruning_holds_the_oracle(exported, criterion):
     assert_oracle(result, rtol=1e-4)
     assert result.report.params_after < 0.85 * result.report.params_before, name
     assert result.report.macs_after < result.report.macs_before
+    for g in result.report.groups:
+        if g.channels_after < g.channels_before:
+            assert g.params_removed > 0
     for name_, p in result.plan.parameters.items():
         tensor = next(t for t in result.onnx.graph.initializer if t.name == name_)
         assert list(tensor.dims) == p.new_shape

@@ -34,7 +34,7 @@ from . import inputs as model_inputs
 from .mapping import InitializerSource, Matcher, name_hints
 from .terms import Term, WeightRef, layer_terms, term_builders
 from .tf_ops import custom_op_handlers, plain_convolutions
-from .walk import layer_weights, read_weights
+from .walk import layer_weights, read_weights, require_graph_model
 
 log = logging.getLogger(__name__)
 DEFAULT_OPSET = 17
@@ -43,6 +43,7 @@ PROBE_SEED = 20240917
 
 def export(model: Any, example_inputs: Any, options: Mapping[str, Any]) -> ExportedModel:
     """Export ``model`` (never modified) and map its initializers to Keras weights."""
+    require_graph_model(model)  # fail before the slow part: a subclassed model cannot come back
     shapes = model_inputs.static_shapes(model, example_inputs, options)
     opset = int(options.get("opset", DEFAULT_OPSET))
     real = read_weights(model)
@@ -108,6 +109,7 @@ def _tf2onnx(model: Any, shapes: Mapping[str, tuple[int, ...]], opset: int) -> o
     from keras.src.models.functional import Functional
 
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    tf.get_logger().setLevel(logging.ERROR)
     specs = []
     for tensor, (name, shape) in zip(model.inputs, shapes.items()):
         specs.append(tf.TensorSpec(shape, tf.as_dtype(str(tensor.dtype)), name=name))

@@ -29,6 +29,8 @@ from .ops_shape import tensor_attribute
 from .registry import OPS, OpFn
 
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
+# running statistics are constants, not parameters (no gradient is taken for them)
+STATISTIC_INPUTS = {"BatchNormalization": (3, 4)}
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ def _attributes(node: onnx.NodeProto, opset: int) -> dict[str, Any]:
 class OnnxTorchGraph:
     """An ONNX model as a torch function of its inputs and its float initializers.
 
+    ``parameters`` are the float initializers with at least one axis, except running
+    statistics; everything else is a constant.
+
     :raises FrameworkError: when the graph has operators the executor does not know
         (all of them are named) or sub-graphs (``If``/``Loop``).
     """
@@ -70,9 +75,12 @@ class OnnxTorchGraph:
             )
         self.parameters: dict[str, torch.Tensor] = {}
         self.constants: dict[str, torch.Tensor] = {}
+        statistics = {name for n in graph.node for pos, name in enumerate(n.input)
+                      if STATISTIC_INPUTS.get(n.op_type) and pos in STATISTIC_INPUTS[n.op_type]}
         for init in graph.initializer:
             array = np.array(numpy_helper.to_array(init))
-            table = self.parameters if init.data_type in FLOAT_TYPES and array.ndim > 0 else self.constants
+            trainable = init.data_type in FLOAT_TYPES and array.ndim > 0 and init.name not in statistics
+            table = self.parameters if trainable else self.constants
             table[init.name] = torch.from_numpy(array)
         names = set(self.parameters) | set(self.constants)
         self.input_names = [i.name for i in graph.input if i.name not in names]

@@ -138,7 +138,10 @@ def _global_pool(x: list[Any], a: dict[str, Any]) -> torch.Tensor:
 
 @op("BatchNormalization")
 def _batch_norm(x: list[Any], a: dict[str, Any]) -> torch.Tensor:
-    return F.batch_norm(x[0], x[3], x[4], x[1], x[2], training=False, eps=a.get("epsilon", 1e-5))
+    t = x[0]
+    shape = [1, -1] + [1] * (t.dim() - 2)
+    inv = torch.rsqrt(x[4].reshape(shape) + a.get("epsilon", 1e-5))
+    return (t - x[3].reshape(shape)) * inv * x[1].reshape(shape) + x[2].reshape(shape)
 
 
 @op("InstanceNormalization")
