@@ -145,8 +145,15 @@ class RuleContext:
         self.mentioned.add(dim)
         self._b.add_block(dim, f"{self.op_type}: {reason}", soft)
 
+    def spatial(self, dim: Dim) -> None:
+        """An axis whose size the operator itself determines (a convolution's or a pool's
+        spatial axes, a kernel's extent): it can never lose elements."""
+        self.block(dim, "spatial axis")
+
     def free(self, dim: Dim) -> None:
-        """This dimension is mentioned but imposes nothing here (size-1 broadcast, spatial)."""
+        """This dimension is mentioned but imposes nothing here (a size-1 broadcast axis,
+        an input axis a sum reduces over). Never use it for an axis whose size the
+        operator fixes: that is :meth:`spatial`."""
         self.mentioned.add(dim)
 
     def control(self, first: int, last: int | None = None) -> None:

@@ -19,10 +19,10 @@ from .registry import rule
 def _common(ctx: RuleContext) -> None:
     ctx.tie(ctx.inp(0, 0), ctx.out(0, 0))
     for axis in range(2, len(ctx.in_shape(0))):
-        ctx.free(ctx.inp(0, axis))
-        ctx.free(ctx.out(0, axis))
+        ctx.spatial(ctx.inp(0, axis))
+        ctx.spatial(ctx.out(0, axis))
     for axis in range(2, len(ctx.in_shape(1))):
-        ctx.free(ctx.inp(1, axis))
+        ctx.spatial(ctx.inp(1, axis))
 
 
 def _tie_groups_positionally(ctx: RuleContext, dim: Dim, groups: int, per_group: int) -> None:

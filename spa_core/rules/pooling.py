@@ -1,6 +1,6 @@
 """Pooling and reductions.
 
-Pooling works per channel: batch and channel axes are tied, spatial axes are free.
+Pooling works per channel: batch and channel axes are tied, spatial axes are fixed.
 A reduction over an axis couples its elements unless removing an element equals
 zeroing it (sum-like reductions), so the reduced axis is blocked for Mean/Max/...
 and free for Sum/SumSquare/L1/L2.
@@ -32,9 +32,9 @@ def pool(ctx: RuleContext) -> None:
         ctx.tie(ctx.inp(0, 0), ctx.out(o, 0))
         ctx.tie(ctx.inp(0, 1), ctx.out(o, 1))
         for a in range(2, len(ctx.out_shape(o))):
-            ctx.free(ctx.out(o, a))
+            ctx.spatial(ctx.out(o, a))
     for a in range(2, len(ctx.in_shape(0))):
-        ctx.free(ctx.inp(0, a))
+        ctx.spatial(ctx.inp(0, a))
 
 
 def _reduced_axes(ctx: RuleContext, rank: int) -> list[int] | None:

@@ -64,8 +64,7 @@ def recurrent(ctx: RuleContext) -> None:
             ctx.tie(ctx.out(o, 0), ctx.inp(1, 0))
             ctx.tie(ctx.out(o, 1), ctx.inp(0, 1))
             ctx.tie(ctx.out(o, 2), unit)
-    ctx.tie(ctx.inp(0, 0), ctx.inp(0, 0))
-    ctx.free(ctx.inp(0, 0))
+    ctx.block(ctx.inp(0, 0), "sequence axis")
     ctx.free(ctx.inp(0, 1))
     r_name = ctx.inputs[2]
     ctx.rewrite_attribute("hidden_size", lambda view: view.new_size(r_name, 2))

@@ -1,6 +1,6 @@
 """Spatial operators: Pad, Resize, Upsample, DepthToSpace, SpaceToDepth.
 
-Axes these ops do not resize are tied; resized axes are free (spatial). Constant
+Axes these ops do not resize are tied; resized axes are fixed (spatial). Constant
 padding keeps channel correspondence at an offset; reflect/edge padding of a channel
 axis reads neighbouring channels, so that axis is blocked.
 """
@@ -62,8 +62,8 @@ def _tie_unresized(ctx: RuleContext) -> list[int]:
             ctx.tie(ctx.inp(0, a), ctx.out(0, a))
             tied.append(a)
         else:
-            ctx.free(ctx.inp(0, a))
-            ctx.free(ctx.out(0, a))
+            ctx.spatial(ctx.inp(0, a))
+            ctx.spatial(ctx.out(0, a))
     return tied
 
 
@@ -103,5 +103,5 @@ def depth_space(ctx: RuleContext) -> None:
     ctx.block(ctx.inp(0, 1), "rearranges channels into space")
     ctx.block(ctx.out(0, 1), "rearranges channels into space")
     for a in (2, 3):
-        ctx.free(ctx.inp(0, a))
-        ctx.free(ctx.out(0, a))
+        ctx.spatial(ctx.inp(0, a))
+        ctx.spatial(ctx.out(0, a))

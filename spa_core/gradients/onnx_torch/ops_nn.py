@@ -78,7 +78,6 @@ def _conv_transpose(x: list[Any], a: dict[str, Any]) -> torch.Tensor:
     inp, w = x[0], x[1]
     bias = x[2] if len(x) > 2 else None
     nd = w.dim() - 2
-    kernel = list(a.get("kernel_shape", w.shape[2:]))
     strides = list(a.get("strides", [1] * nd))
     dilations = list(a.get("dilations", [1] * nd))
     out_pad = list(a.get("output_padding", [0] * nd))

@@ -1,0 +1,16 @@
+"""OBSPA: structured pruning with no fine-tuning and, by default, no data.
+
+Layer-wise Optimal Brain Surgeon over whole input-channel blocks of every consumer of a
+channel group, with the OBS weight compensation (Frantar & Alistarh, *Optimal Brain
+Compression*, 2022), from Hessians of the consumers' inputs. The inputs come from
+calibration data when there is some, and are synthesised otherwise (Gaussian noise
+propagated with the model's BatchNorm statistics matched).
+
+    from spa_core.obspa import prune_obspa
+    result = prune_obspa("model.onnx", macs_target=0.5)   # data-free
+    result = prune_obspa("model.onnx", ratio=0.3, calibration={"input": x})
+"""
+
+from .prune import prune_obspa
+
+__all__ = ["prune_obspa"]

@@ -1,0 +1,272 @@
+"""OBSPA: prune a trained ONNX model with no fine-tuning, with or without data.
+
+1. channel groups from the engine's analysis; consumers of each group (:mod:`.consumers`);
+2. consumer-input Hessians from calibration data or synthesised inputs (:mod:`.synth`,
+   :mod:`.hessian`);
+3. per group, channels ordered by greedy block OBS over all its consumers (:mod:`.obs`);
+4. how many channels each group loses: a ratio or a MACs target (:mod:`.allocate`);
+5. surgery by the engine, then every consumer's kept weights replaced by their OBS
+   compensation (and output shifts absorbed by a bias or a following BatchNorm).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+from numpy.typing import ArrayLike
+from onnx import numpy_helper
+from tqdm.auto import tqdm
+
+from ..analysis import Analysis
+from ..api import PruneResult, analyze_onnx
+from ..criteria.base import get_criterion
+from ..errors import InvalidOptionError, UnprunableModelError
+from ..graph import Graph
+from ..importance import score_groups
+from ..io import load_model
+from ..planner import build_plan, removed_class_mask
+from ..prepare import prepare
+from ..report import build_report
+from ..surgery import apply_removal, check_model, surgery_view
+from .allocate import GroupOrder, allocate
+from .consumers import Consumer, find_consumers
+from .hessian import HessianAccumulator, Runner, batches
+from .obs import ObsLayer, compensate, damped_inverse, greedy_order
+from .synth import bn_statistics, gaussian_feeds, with_initializers
+
+SYNTHESES = ("bn", "gaussian")
+
+
+def _run_graph(model: onnx.ModelProto, analysis: Analysis, batch: int) -> Graph:
+    """The model prepared with a static batch of ``batch`` (the analysis' graph if that fails)."""
+    g = analysis.graph
+    if all(g.shapes[n][0] == batch for n in g.input_names):
+        return g
+    try:
+        return prepare(model, {n: (batch, *g.shapes[n][1:]) for n in g.input_names})
+    except Exception as exc:  # a batch size baked into the graph: run one sample at a time
+        raise InvalidOptionError(f"cannot run this model with a batch of {batch}: {exc}") from exc
+
+
+def _feeds(graph: Graph, calibration: Mapping[str, ArrayLike] | ArrayLike | None, samples: int, seed: int) -> dict[str, np.ndarray]:
+    if calibration is None:
+        return gaussian_feeds(graph, samples, seed)
+    if not isinstance(calibration, Mapping):
+        if len(graph.input_names) != 1:
+            raise InvalidOptionError("the model has several inputs: give calibration as {input name: array}")
+        calibration = {graph.input_names[0]: calibration}
+    missing = set(graph.input_names) - set(calibration)
+    if missing:
+        raise InvalidOptionError(f"calibration data lacks the inputs {sorted(missing)}")
+    return {k: np.asarray(calibration[k]) for k in graph.input_names}
+
+
+def collect_hessians(
+    model: onnx.ModelProto, analysis: Analysis, consumers: list[Consumer], *,
+    calibration: Mapping[str, ArrayLike] | ArrayLike | None, synth: str, samples: int, batch_size: int,
+    seed: int, progress: bool | None,
+) -> HessianAccumulator:
+    """Hessians of every consumer's input, from ``calibration`` or from synthesised inputs."""
+    n = len(next(iter(calibration.values()))) if isinstance(calibration, Mapping) else (
+        samples if calibration is None else len(calibration))
+    batch = max(1, min(batch_size, n))
+    graph = _run_graph(model, analysis, batch)
+    feeds = _feeds(graph, calibration, samples, seed)
+    run_model = graph.model
+    if calibration is None and synth == "bn":
+        run_model = with_initializers(run_model, bn_statistics(graph, feeds, batch))
+    acc = HessianAccumulator(consumers)
+    runner = Runner(run_model, acc.activations)
+    for feed in tqdm(list(batches(feeds, batch)), desc="OBSPA inputs", disable=_quiet(progress), leave=False):
+        acc.add(runner(feed))
+    return acc
+
+
+def _quiet(progress: bool | None) -> bool | None:
+    return None if progress is None else not progress
+
+
+def _layer(c: Consumer, w: np.ndarray, h: np.ndarray, gid: int, damp: float) -> ObsLayer:
+    m = c.matrix(w).astype(np.float64)
+    if c.bias is not None:
+        m = np.concatenate([m, np.zeros((len(m), 1))], axis=1)
+    else:
+        h = h[:-1, :-1]
+    energy = float(np.einsum("od,de,oe->o", m, h, m) @ (c.out_scale if c.out_scale is not None else np.ones(len(m))))
+    return ObsLayer(m, damped_inverse(h, damp), c.blocks[gid], c.out_scale, max(energy, 1e-30))
+
+
+def order_groups(
+    analysis: Analysis, consumers: list[Consumer], acc: HessianAccumulator, depth_of: dict[int, int],
+    damp: float, progress: bool | None,
+) -> tuple[dict[int, GroupOrder], dict[int, np.ndarray]]:
+    """Greedy OBS removal order of every group (l1 order where a group has no consumer)."""
+    weights = analysis.graph.initializers
+    by_group: dict[int, list[int]] = {}
+    for i, c in enumerate(consumers):
+        for gid in c.blocks:
+            by_group.setdefault(gid, []).append(i)
+    fallback = score_groups(analysis, get_criterion("l1"))
+    orders, scores = {}, {}
+    bar = tqdm(total=sum(depth_of.values()), desc="OBSPA order", disable=_quiet(progress), leave=False)
+    for g in analysis.groups:
+        depth = depth_of[g.id]
+        if g.id not in by_group:
+            order = np.argsort(fallback[g.id], kind="stable")[:depth]
+            orders[g.id] = GroupOrder(g.size, order, None, depth)
+            scores[g.id] = fallback[g.id]
+            bar.update(depth)
+            continue
+        layers = [_layer(consumers[i], weights[consumers[i].weight], acc.hessian(i), g.id, damp) for i in by_group[g.id]]
+        order, costs, last = greedy_order(layers, g.size, depth, on_step=bar.update)
+        relative = (costs / np.array([layer.energy for layer in layers])[None, :]).sum(axis=1)
+        score = last.copy()
+        score[order] = costs.sum(axis=1)
+        orders[g.id] = GroupOrder(g.size, order, np.cumsum(relative), depth)
+        scores[g.id] = score
+    bar.close()
+    return orders, scores
+
+
+def compensated_weights(
+    analysis: Analysis, consumers: list[Consumer], acc: HessianAccumulator, kept: dict[int, np.ndarray], damp: float,
+) -> dict[str, np.ndarray]:
+    """Full-size weights (and bias carriers) of every consumer after OBS compensation."""
+    inits = analysis.graph.initializers
+    out: dict[str, np.ndarray] = {}
+    for i, c in enumerate(consumers):
+        removed_cols = []
+        for gid, cols in c.blocks.items():
+            gone = np.ones(len(cols), dtype=bool)
+            gone[kept[gid]] = False
+            removed_cols.append(cols[gone].ravel())
+        q = np.concatenate(removed_cols) if removed_cols else np.zeros(0, dtype=np.int64)
+        if q.size == 0:
+            continue
+        weight = out.setdefault(c.weight, inits[c.weight].copy())
+        m = c.matrix(inits[c.weight]).astype(np.float64)
+        h = acc.hessian(i)
+        if c.bias is not None:
+            m = np.concatenate([m, np.zeros((len(m), 1))], axis=1)
+        else:
+            h = h[:-1, :-1]
+        new = compensate(m, h, q, damp)
+        c.put(weight, new[:, : c.d].astype(weight.dtype))
+        if c.bias is not None:
+            name, factor = c.bias
+            carrier = out.setdefault(name, inits[name].copy())
+            flat = carrier.reshape(-1)
+            flat[c.rows] += (factor * new[:, -1]).astype(carrier.dtype)
+    return out
+
+
+def _write(pruned: onnx.ModelProto, analysis: Analysis, removed: np.ndarray, values: dict[str, np.ndarray]) -> None:
+    view = surgery_view(analysis, removed)
+    for tensor in pruned.graph.initializer:
+        if tensor.name in values:
+            array = values[tensor.name]
+            for axis in range(array.ndim):
+                keep = view.kept(tensor.name, axis) if analysis.graph.is_parameter(tensor.name) else None
+                if keep is not None and len(keep) != array.shape[axis]:
+                    array = np.take(array, keep, axis=axis)
+            tensor.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(array), tensor.name))
+
+
+def prune_obspa(
+    model: str | Path | onnx.ModelProto,
+    *,
+    ratio: float | None = None,
+    macs_target: float | None = None,
+    calibration: Mapping[str, ArrayLike] | ArrayLike | None = None,
+    synth: str = "bn",
+    samples: int = 256,
+    batch_size: int = 32,
+    damp: float = 0.01,
+    allocation: str = "uniform",
+    max_ratio: float = 0.9,
+    min_keep: int = 1,
+    round_to: int = 1,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    ignore: Iterable[str] = (),
+    seed: int = 0,
+    validate: bool = True,
+    progress: bool | None = None,
+) -> PruneResult:
+    """Prune ``model`` by OBSPA: no fine-tuning, and no data unless ``calibration`` is given.
+
+    :param ratio: fraction of the channels of every group to remove (``allocation="uniform"``)
+        or of all channels (``"global"``); default 0.5 when no ``macs_target`` is given.
+    :param macs_target: fraction of MACs to remove instead (reached by bisection).
+    :param calibration: input batches ``{input name: array (N, ...)}`` (or one array for a
+        single-input model); ``None`` synthesises ``samples`` inputs by ``synth``.
+    :param synth: ``"bn"`` (Gaussian noise with BatchNorm statistics matched; the default,
+        see :mod:`spa_core.obspa.synth`) or ``"gaussian"``.
+    :param damp: Hessian dampening, a multiple of its mean diagonal.
+    :param allocation: ``"uniform"`` (same ratio per group) or ``"global"`` (one threshold on
+        each group's relative OBS error).
+    :param max_ratio: most of a group that may be removed; ``min_keep`` channels always stay.
+    :param progress: show progress bars (``None``: only on a terminal).
+    """
+    if synth not in SYNTHESES:
+        raise InvalidOptionError(f"synth must be one of {', '.join(SYNTHESES)}, got {synth!r}")
+    if ratio is None and macs_target is None:
+        ratio = 0.5
+    for label, value in (("ratio", ratio), ("macs_target", macs_target)):
+        if value is not None and not 0.0 <= value < 1.0:
+            raise InvalidOptionError(f"{label} must be in [0, 1), got {value!r}")
+    if not 0.0 <= max_ratio <= 1.0 or min_keep < 1 or round_to < 1 or damp < 0 or samples < 1:
+        raise InvalidOptionError("invalid max_ratio, min_keep, round_to, damp or samples")
+    timings = {}
+    t0 = time.perf_counter()
+    original = load_model(model)
+    analysis = analyze_onnx(original, input_shapes, ignore)
+    if not analysis.groups:
+        raise UnprunableModelError("nothing to prune: every channel is behind a barrier")
+    consumers = find_consumers(analysis)
+    timings["analyse"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    acc = collect_hessians(original, analysis, consumers, calibration=calibration, synth=synth, samples=samples,
+                           batch_size=batch_size, seed=seed, progress=progress)
+    timings["hessians"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    depth_of = {}
+    for g in analysis.groups:
+        limit = min(math.floor(max_ratio * g.size + 1e-9), g.size - min(min_keep, g.size))
+        if allocation == "uniform" and macs_target is None:
+            limit = min(limit, math.floor(ratio * g.size + 1e-9))
+        depth_of[g.id] = max(limit, 0)
+    orders, scores = order_groups(analysis, consumers, acc, depth_of, damp, progress)
+    timings["order"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    kept, info = allocate(orders, analysis, ratio=ratio, macs_target=macs_target, mode=allocation, round_to=round_to)
+    values = compensated_weights(analysis, consumers, acc, kept, damp)
+    removed = removed_class_mask(analysis, kept)
+    pruned, attributes = apply_removal(analysis, removed)
+    _write(pruned, analysis, removed, values)
+    options = {
+        "criterion": "obspa",
+        "ratio": ratio,
+        "input_shapes": {k: list(v) for k, v in (input_shapes or {}).items()},
+        "ignore": sorted(ignore),
+        "obspa": {
+            "macs_target": macs_target, "data": "calibration" if calibration is not None else f"synthetic ({synth})",
+            "samples": samples if calibration is None else None, "damp": damp, "allocation": allocation,
+            "max_ratio": max_ratio, "min_keep": min_keep, "round_to": round_to, "seed": seed,
+            "consumers": len(consumers), **info,
+        },
+    }
+    plan = build_plan(analysis, kept, scores, options)
+    plan.attributes = attributes
+    if validate:
+        check_model(pruned, analysis.graph.model)
+    view = surgery_view(analysis, removed)
+    report = build_report(analysis, view, {gid: len(k) for gid, k in kept.items()})
+    timings["compensate"] = time.perf_counter() - t3
+    report.timings = timings
+    extras = {"obspa": options["obspa"], "compensated": values}
+    return PruneResult(onnx=pruned, plan=plan, report=report, analysis=analysis, removed=removed, extras=extras)

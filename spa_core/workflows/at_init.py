@@ -1,0 +1,42 @@
+"""Pruning at initialisation: score an untrained network on a few batches, prune, train later.
+
+SNIP (Lee et al. 2019), GraSP (Wang et al. 2020) and CroP (Rachwan et al. 2022) decide
+before any training which channels a network needs, from gradients (and Hessian-gradient
+products) on a few calibration batches. :func:`prune_at_init` does that and hands back
+the smaller, still untrained model: train it with your own loop or
+:func:`spa_core.workflows.finetune.finetune`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from ..api import PruneResult
+from ..errors import InvalidOptionError
+from ..gradients.calibration import as_calibration
+from .session import PruningSession
+from .targets import Target, as_target, solve_ratio
+
+AT_INIT_CRITERIA = ("snip", "grasp", "crop")
+
+
+def prune_at_init(
+    model: Any, example_inputs: Any = None, *, data: Any, loss: Any = "cross_entropy",
+    criterion: str = "snip", target: Target | float | str = 0.5, batches: int | None = 4,
+    **options: Any,
+) -> PruneResult:
+    """Prune an untrained ``model`` to ``target`` with a pruning-at-initialisation criterion.
+
+    :param data: calibration batches ``[(inputs, targets), ...]``; the first ``batches``
+        are used (``None``: all).
+    :param criterion: ``snip``, ``grasp`` or ``crop`` (any installed criterion works;
+        these three are the ones designed for untrained weights).
+    :param target: a ratio, or ``"params=10%"``/``"macs=..."`` (see :mod:`.targets`).
+    :return: the :class:`PruneResult`; ``result.model`` is the pruned, untrained model.
+    """
+    if data is None:
+        raise InvalidOptionError("pruning at initialisation needs calibration data: pass data=[(inputs, targets), ...]")
+    calibration = replace(as_calibration(data, loss), max_batches=batches)
+    session = PruningSession.open(model, example_inputs, criterion=criterion, data=calibration, **options)
+    return session.prune(solve_ratio(session, as_target(target)))
