@@ -1,12 +1,15 @@
-"""The ``spa`` command line: ``spa prune``, ``spa inspect``, ``spa criteria``.
+"""The ``spa`` command line: ``spa prune``, ``spa inspect``, ``spa report``, ``spa criteria``.
 
 Errors that are the user's to fix print one line (``spa: error: ...``) and exit 2;
-nothing is written on failure (outputs are written atomically).
+nothing is written on failure (outputs are written atomically). Slow steps show
+progress bars on stderr when it is a terminal (``--quiet`` turns them off);
+``--verbose`` logs debugging detail (step timings, tracebacks of errors).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -16,6 +19,9 @@ from pathlib import Path
 from .errors import InvalidOptionError, SpaError
 
 EXIT_USER_ERROR = 2
+SPA_LOGGERS = ("spa_core", "spa_torch", "spa_keras", "spa_jax", "spa_mxnet")
+
+log = logging.getLogger(__name__)
 
 
 def parse_input_shapes(values: Sequence[str]) -> dict[str, tuple[int, ...]]:
@@ -54,9 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="spa", description="Structurally Prune Anything")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    # the same flags after the subcommand (``spa prune ... -q``); SUPPRESS keeps the
+    # top-level value when they are not given there
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+    common.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="no progress output")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
 
-    p = sub.add_parser("prune", help="prune a model")
+    p = sub.add_parser("prune", help="prune a model", parents=[common])
     p.add_argument("model", help="model file (.onnx, or a framework's file with --framework)")
     p.add_argument("-o", "--output", required=True, help="where to write the pruned model")
     p.add_argument("--ratio", type=_ratio, default=0.5, help="fraction of channels removed per group (default 0.5)")
@@ -74,23 +85,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="write an HTML report here")
     p.add_argument("--seed", type=int, default=0, help="seed of the random criterion")
 
-    i = sub.add_parser("inspect", help="show channel groups and barriers")
+    i = sub.add_parser("inspect", help="show channel groups and barriers", parents=[common])
     i.add_argument("model")
     i.add_argument("--input-shape", action="append", default=[])
     i.add_argument("--json", action="store_true", help="machine-readable output")
 
-    sub.add_parser("criteria", help="list installed importance criteria")
+    r = sub.add_parser("report", help="write an HTML report of a pruning from its plan", parents=[common])
+    r.add_argument("plan", help="the plan JSON (spa prune --plan-out)")
+    r.add_argument("original", help="the unpruned ONNX model the plan was made for")
+    r.add_argument("pruned", help="the pruned ONNX model (its latency and size are measured)")
+    r.add_argument("-o", "--output", help="where to write the report (default: PRUNED with .report.html)")
+    r.add_argument("--input-shape", action="append", default=[], help="NAME:D0,D1,... (default: the plan's)")
+
+    sub.add_parser("criteria", help="list installed importance criteria", parents=[common])
     return parser
 
 
+def _configure_output(args: argparse.Namespace) -> None:
+    from . import progress
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.verbose:
+        for name in SPA_LOGGERS:
+            logging.getLogger(name).setLevel(logging.DEBUG)
+    progress.configure(quiet=True if args.quiet else None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from . import progress
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    _configure_output(args)
+    redirect = contextlib.nullcontext()
+    if progress.enabled():  # log lines printed above the bars, not through them
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        redirect = logging_redirect_tqdm()
     try:
-        return COMMANDS[args.command](args)
+        with redirect:
+            return COMMANDS[args.command](args)
     except SpaError as exc:
+        log.debug("error", exc_info=exc)
         print(f"spa: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # an output folder that cannot be written, a full disk...
+        log.debug("error", exc_info=exc)
+        print(f"spa: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("spa: interrupted; nothing was written", file=sys.stderr)
@@ -125,13 +167,19 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return run_prune(args)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report_command import run_report
+
+    return run_report(args)
+
+
 def _require_file(path: str) -> str:
     if not Path(path).is_file():
         raise InvalidOptionError(f"model file not found: {path}")
     return path
 
 
-COMMANDS = {"prune": cmd_prune, "inspect": cmd_inspect, "criteria": cmd_criteria}
+COMMANDS = {"prune": cmd_prune, "inspect": cmd_inspect, "report": cmd_report, "criteria": cmd_criteria}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -168,9 +168,10 @@ class RuleContext:
                     self.block(self.inp(i, axis), "control input")
 
     def reads(self, i: int, axis: int) -> None:
-        """Axis ``axis`` of input ``i`` is read (contracted) here even though the same
-        channels also leave the node: an RNN's recurrent weight columns. The oracle
-        zeroes such slices at this node too."""
+        """Axis ``axis`` of input ``i`` is contracted here: every output reads it, even
+        when the same channels also leave the node (a convolution whose input and output
+        channels are one group, an RNN's recurrent weight columns). The oracle zeroes
+        removed slices of such axes at this node."""
         self._b.internal_reads.add((self.index, i, axis))
 
     def statistic(self, i: int) -> None:

@@ -17,6 +17,7 @@ from .registry import rule
 
 
 def _common(ctx: RuleContext) -> None:
+    ctx.reads(0, 1)  # every output channel reads the input channels (even one of its own class)
     ctx.tie(ctx.inp(0, 0), ctx.out(0, 0))
     for axis in range(2, len(ctx.in_shape(0))):
         ctx.spatial(ctx.inp(0, axis))

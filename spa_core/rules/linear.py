@@ -16,6 +16,8 @@ def gemm(ctx: RuleContext) -> None:
     a_m, a_k = (1, 0) if ctx.attr("transA", 0) else (0, 1)
     b_k, b_n = (1, 0) if ctx.attr("transB", 0) else (0, 1)
     ctx.tie(ctx.inp(0, a_k), ctx.inp(1, b_k))
+    ctx.reads(0, a_k)
+    ctx.reads(1, b_k)
     ctx.tie(ctx.inp(0, a_m), ctx.out(0, 0))
     ctx.tie(ctx.inp(1, b_n), ctx.out(0, 1))
     if ctx.has_input(2):
@@ -30,6 +32,8 @@ def matmul(ctx: RuleContext) -> None:
         raise RuleBarrier("MatMul of a scalar")
     b_k = rb - 2 if rb >= 2 else 0
     ctx.tie(ctx.inp(0, ra - 1), ctx.inp(1, b_k))
+    ctx.reads(0, ra - 1)
+    ctx.reads(1, b_k)
     if ra >= 2:
         ctx.tie(ctx.inp(0, ra - 2), ctx.out(0, ry - 2 if rb >= 2 else ry - 1))
     if rb >= 2:
