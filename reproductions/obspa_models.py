@@ -95,11 +95,11 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    """MobileNetV2-style: inverted residuals (expansion 6, depthwise 3x3), widths 16-64."""
+    """MobileNetV2-style: inverted residuals (expansion 4, depthwise 3x3), widths 16-64, stride-2 stem."""
 
     def __init__(self, classes: int = 10):
         super().__init__()
-        cfg = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 2, 2), (6, 64, 2, 1)]
+        cfg = [(1, 16, 1, 1), (4, 24, 2, 1), (4, 32, 2, 2), (4, 64, 2, 1)]
         layers, cin = [conv_bn(1, 32, stride=2, act=nn.ReLU6)], 32
         for t, c, n, s in cfg:
             for i in range(n):

@@ -150,10 +150,12 @@ def cmd_criteria(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from . import progress
     from .api import analyze_onnx
     from .inspect_view import analysis_table, analysis_to_dict
 
-    analysis = analyze_onnx(_require_file(args.model), parse_input_shapes(args.input_shape) or None)
+    with progress.steps(["analyse"], desc="spa inspect") as run, run.step("analyse"):
+        analysis = analyze_onnx(_require_file(args.model), parse_input_shapes(args.input_shape) or None)
     if args.json:
         print(json.dumps(analysis_to_dict(analysis), indent=1))
     else:

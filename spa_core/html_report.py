@@ -28,16 +28,18 @@ if TYPE_CHECKING:
     from .plan import Plan
 
 def _pct(before: float, after: float) -> str:
+    """A change as ``<span class="delta">-73.8%</span>``, green when smaller, red when larger."""
     if not before:
         return ""
     change = (after - before) / before
-    return f"{change:+.1%}".replace("-", "\u2212")
+    text = f"{change:+.1%}".replace("-", "\u2212")
+    return f'<span class="delta{" worse" if change > 0 else ""}">{text}</span>'
 
 
 def _card(label: str, after: str, before: str, exact: str, delta: str, bar: str, note: str = "") -> str:
     return (
         f'<div class="card"><div class="card-label">{label}</div>'
-        f'<div class="card-value">{after}<span class="delta">{delta}</span></div>'
+        f'<div class="card-value">{after}{delta}</div>'
         f'<div class="card-from">from {before}</div>{bar}'
         f'<div class="exact">{exact}</div>'
         + (f'<div class="note">{note}</div>' if note else "")
@@ -53,13 +55,14 @@ def _latency_card(latency: tuple[Latency, Latency] | None) -> str:
         reason = escape(a.error or b.error or "")
         return _card("Latency (onnxruntime)", "-", "-", "not measured", "", "", reason)
     speedup = a.median_ms / b.median_ms if b.median_ms else 0.0
+    verdict = f"{speedup:.2f}\u00d7 faster" if speedup >= 1 else f"{1 / speedup:.2f}\u00d7 slower" if speedup else "-"
     runs = f"median of {len(a.runs)} / {len(b.runs)} runs, {a.threads} threads, CPU"
     return _card(
         "Latency (onnxruntime)",
         f"{b.median_ms:.2f} ms",
         f"{a.median_ms:.2f} ms",
-        f'<span class="pill">{speedup:.2f}\u00d7 faster</span>',
-        f" {_pct(a.median_ms, b.median_ms)}",
+        f'<span class="pill{"" if speedup >= 1 else " worse"}">{verdict}</span>',
+        f"{_pct(a.median_ms, b.median_ms)}",
         before_after_bar(a.median_ms, b.median_ms),
         runs,
     )
@@ -68,15 +71,20 @@ def _latency_card(latency: tuple[Latency, Latency] | None) -> str:
 def _summary(d: ReportData) -> str:
     (p0, p1), (m0, m1), (s0, s1) = d.params, d.macs, d.size
     cards = [
-        _card("Parameters", human(p1), human(p0), f"{p0:,} \u2192 {p1:,}", f" {_pct(p0, p1)}",
+        _card("Parameters", human(p1), human(p0), f"{p0:,} \u2192 {p1:,}", f"{_pct(p0, p1)}",
               before_after_bar(p0, p1)),
-        _card("MACs", human(m1), human(m0), f"{m0:,} \u2192 {m1:,}", f" {_pct(m0, m1)}",
+        _card("MACs", human(m1), human(m0), f"{m0:,} \u2192 {m1:,}", f"{_pct(m0, m1)}",
               before_after_bar(m0, m1)),
-        _card("ONNX size", human(s1, "B"), human(s0, "B"), f"{s0:,} \u2192 {s1:,} bytes", f" {_pct(s0, s1)}",
+        _card("ONNX size", human(s1, "B"), human(s0, "B"), f"{s0:,} \u2192 {s1:,} bytes", f"{_pct(s0, s1)}",
               before_after_bar(s0, s1)),
         _latency_card(d.latency),
     ]
     return '<section class="cards">' + "".join(cards) + "</section>"
+
+
+def _count(n: int) -> str:
+    """``1,558,016`` with ``1.56 M`` under it (the short form only where it helps)."""
+    return f"{n:,}" + (f'<div class="muted">{human(n)}</div>' if n >= 10_000 else "")
 
 
 def _layers_html(layers: list[Any], limit: int = 4) -> str:
@@ -108,8 +116,7 @@ def _group_table(d: ReportData) -> str:
             f'<td class="num"><b>{g.n_kept:,}</b> / {g.size:,}'
             f'<div class="keepbar"><span style="width:{frac * 100:.1f}%"></span></div></td>'
             f'<td class="num">{g.size - g.n_kept:,}<div class="muted">{1 - frac:.0%}</div></td>'
-            f'<td class="num">{g.params_removed:,}<div class="muted">{human(g.params_removed)}</div></td>'
-            f'<td class="num">{g.macs_removed:,}<div class="muted">{human(g.macs_removed)}</div></td>'
+            f'<td class="num">{_count(g.params_removed)}</td><td class="num">{_count(g.macs_removed)}</td>'
             f'<td>{_layers_html(g.layers)}<details><summary>{len(g.layers)} layers, {len(g.members)} members</summary>'
             f'<ul class="nodes">{nodes}</ul><ul class="members">{members}</ul></details></td>'
             f"<td>{_scores_html(g)}</td></tr>"
@@ -135,32 +142,34 @@ def _barriers(d: ReportData) -> str:
             f"<tbody>{rows}</tbody></table>"
         )
     else:
-        parts.append("<p class='ok'>Every operator in the model has a propagation rule.</p>")
+        parts.append("<p class='ok'>\u2713 Every operator in the model has a propagation rule.</p>")
     if d.barriers:
         total = sum(b.channels for b in d.barriers)
         rows = "".join(
             f"<tr><td><code>{escape(b.operator) or '-'}</code></td><td>{escape(b.reason)}</td>"
-            f"<td class='num'>{b.channels:,}</td><td>{escape(shorten(b.nodes, 4)) if b.nodes else ''}</td></tr>"
+            f"<td class='num'>{b.channels:,}</td><td class='names'>{escape(shorten(b.nodes, 4)) if b.nodes else ''}</td></tr>"
             for b in d.barriers
         )
         parts.append(
-            f"<h3>Barriers</h3><p class='muted'>{total:,} channels holding parameters cannot be pruned, "
-            "by the first barrier that stopped them.</p>"
-            "<table class='plain'><thead><tr><th>operator</th><th>reason</th><th>channels</th><th>nodes</th>"
-            f"</tr></thead><tbody>{rows}</tbody></table>"
+            f"<h3>Channels left whole</h3><p class='muted'>{total:,} channels holding parameters cannot be "
+            "pruned; each is counted once, under the first barrier that stopped it.</p>"
+            "<table class='plain'><thead><tr><th>operator</th><th>reason</th><th class='num'>channels</th>"
+            f"<th>nodes / values</th></tr></thead><tbody>{rows}</tbody></table>"
         )
+    else:
+        parts.append("<p class='ok'>\u2713 No barriers: every channel holding parameters can be pruned.</p>")
     return "".join(parts)
 
 
 def _command(d: ReportData) -> str:
     parts = []
     if d.command:
-        parts.append(f"<pre class='command'>{escape(d.command)}</pre>")
-    rows = "".join(
-        f"<tr><th>{escape(str(k))}</th><td><code>{escape(json.dumps(v))}</code></td></tr>"
+        parts.append(f"<h3>Command</h3><pre class='command'>{escape(d.command)}</pre>")
+    items = "".join(
+        f"<div><dt>{escape(str(k))}</dt><dd><code>{escape(json.dumps(v))}</code></dd></div>"
         for k, v in d.options.items()
     )
-    parts.append(f"<table class='kv'><tbody>{rows}</tbody></table>")
+    parts.append(f"<h3>Options recorded in the plan</h3><dl class='options'>{items}</dl>")
     return "".join(parts)
 
 

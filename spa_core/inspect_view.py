@@ -104,9 +104,9 @@ def barriers(analysis: Analysis) -> list[Barrier]:
             op, detail = match.groups()
             rows.append(Barrier(op, detail, count, _nodes_of(analysis, op)))
         elif reason == "graph input":
-            rows.append(Barrier("(graph input)", reason, count, list(graph.input_names)))
+            rows.append(Barrier("(graph input)", "the model's inputs keep their shape", count, list(graph.input_names)))
         elif reason == "graph output":
-            rows.append(Barrier("(graph output)", reason, count, list(graph.output_names)))
+            rows.append(Barrier("(graph output)", "the model's outputs keep their shape", count, list(graph.output_names)))
         else:
             rows.append(Barrier("(user)" if "ignored" in reason else "", reason, count))
     return rows
@@ -202,8 +202,8 @@ def analysis_table(analysis: Analysis, max_members: int = 4) -> str:
     else:
         width = max(len(b.operator) for b in rows)
         width = max(width, len("operator"))
-        lines.append(f"  {'operator':<{width}}  {'channels':>8}  reason (nodes)")
+        lines.append(f"  {'operator':<{width}}  {'channels':>8}  reason: nodes")
         for b in rows:
-            where = f" ({shorten(b.nodes, 3)})" if b.nodes else ""
+            where = f": {shorten(b.nodes, 3)}" if b.nodes else ""
             lines.append(f"  {b.operator:<{width}}  {b.channels:>8,}  {b.reason}{where}")
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from .cli import parse_input_shapes
@@ -24,38 +25,74 @@ def _load(args: argparse.Namespace):
     return loaded, options
 
 
-def run_prune(args: argparse.Namespace) -> int:
-    from .api import prune_onnx
-    from .io import save_model
-    from .plugins import plugin_manager
+def _steps(args: argparse.Namespace) -> list[str]:
+    """The steps ``spa prune`` will show (an ONNX file is analysed as a step of its own)."""
+    onnx_file = (args.framework or "onnx") == "onnx" and Path(args.model).suffix == ".onnx"
+    names = ["load", "analyse", "score + prune", "validate"] if onnx_file else ["load", "export + prune"]
+    return names + (["report"] if args.report else []) + ["save"]
 
-    (framework, model), options = _load(args)
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command as typed (``spa prune model.onnx -o out.onnx ...``)."""
+    argv = getattr(args, "argv", None)
+    if not argv:
+        argv = [args.command, *(v for k, v in vars(args).items() if k in ("plan", "original", "pruned", "model"))]
+    return shlex.join(["spa", *map(str, argv)])
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    from . import progress
+    from .api import analyze_onnx, prune_onnx
+    from .io import atomic_write_text, save_model
+    from .plugins import plugin_manager
+    from .surgery import check_model
+
     kwargs = dict(
         ratio=args.ratio, criterion=args.criterion, global_ranking=args.global_ranking,
         round_to=args.round_to, min_keep=args.min_keep, max_ratio=args.max_ratio,
         ignore=args.ignore, seed=args.seed,
     )
     output = Path(args.output)
-    if framework == "onnx":
-        result = prune_onnx(model, input_shapes=options["input_shapes"] or None, **kwargs)
-        save_model(result.onnx, output)
-    else:
-        from .api import prune
+    with progress.steps(_steps(args), desc="spa prune") as run:
+        with run.step("load"):
+            (framework, model), options = _load(args)
+        if framework == "onnx":
+            shapes = options["input_shapes"] or None
+            with run.step("analyse"):
+                analysis = analyze_onnx(model, shapes, args.ignore)
+            with run.step("score + prune"):
+                result = prune_onnx(model, input_shapes=shapes, analysis=analysis, validate=False, **kwargs)
+            with run.step("validate"):
+                check_model(result.onnx, result.original_onnx)
+            result.report.timings.update(analyse=run.timings["analyse"], validate=run.timings["validate"])
+        else:
+            from .api import prune
 
-        example = options.get("example_inputs")
-        shapes = options["input_shapes"]
-        result = prune(model, example, framework=framework, export_options={"input_shapes": shapes, **options}, **kwargs)
-        hook = plugin_manager().hook
-        if not hook.spa_save_model(model=result.model, path=str(output), framework=framework, options=options):
-            raise FrameworkError(f"no installed SPA adapter saves '{framework}' models")
-        save_model(result.onnx, output.with_suffix(".onnx") if output.suffix != ".onnx" else output.with_name(output.stem + ".pruned.onnx"))
-    if args.plan_out:
-        result.plan.save(args.plan_out)
-    if args.report:
-        from .html_report import write_report
+            example = options.get("example_inputs")
+            shapes = options["input_shapes"]
+            with run.step("export + prune"):
+                result = prune(model, example, framework=framework, export_options={"input_shapes": shapes, **options}, **kwargs)
+        report_html = None
+        if args.report:  # rendered before anything is written: a failure leaves no output
+            from .html_report import render_report
 
-        write_report(args.report, result, command=" ".join(["spa", "prune", args.model, "-o", args.output]))
+            with run.step("report"):
+                report_html = render_report(result, command=command_line(args), title=Path(args.model).name)
+        with run.step("save"):
+            if framework == "onnx":
+                save_model(result.onnx, output)
+            else:
+                hook = plugin_manager().hook
+                if not hook.spa_save_model(model=result.model, path=str(output), framework=framework, options=options):
+                    raise FrameworkError(f"no installed SPA adapter saves '{framework}' models")
+                save_model(result.onnx, output.with_suffix(".onnx") if output.suffix != ".onnx" else output.with_name(output.stem + ".pruned.onnx"))
+            if args.plan_out:
+                result.plan.save(args.plan_out)
+            if report_html is not None:
+                atomic_write_text(args.report, report_html)
     if not args.quiet:
         print(f"pruned {args.model} -> {output}")
         print(result.report.summary())
+        if args.report:
+            print(f"report: {args.report}")
     return 0

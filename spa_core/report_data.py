@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import onnx
 
-from .inspect_view import Barrier, GroupLayer, barriers, group_layers, layer_label, unknown_operators
+from .inspect_view import (
+    Barrier,
+    GroupLayer,
+    barriers,
+    group_layers,
+    layer_label,
+    unknown_operators,
+)
 from .plan import Plan
 
 if TYPE_CHECKING:
@@ -100,21 +107,30 @@ def measure_latency(
     runs: int = 7,
     min_runs: int = 3,
     budget_s: float = 4.0,
+    sample_s: float = 0.005,
 ) -> Latency:
-    """Median of up to ``runs`` timed runs (at least ``min_runs``; stops after ``budget_s``)."""
+    """Median of up to ``runs`` timed runs (at least ``min_runs``; stops after ``budget_s``).
+
+    A model faster than ``sample_s`` is run several times per timed run (the mean of
+    those is one run), so that tiny models are not measured at timer resolution.
+    """
     from .runtime import session
 
     threads = threads or default_threads()
     try:
         sess = session(model, threads=threads)
         names = [o.name for o in sess.get_outputs()]
+        t0 = time.perf_counter()
         sess.run(names, feeds)  # warm-up
+        first = time.perf_counter() - t0
+        repeat = max(1, min(1000, int(sample_s / max(first, 1e-6))))
         times: list[float] = []
         start = time.perf_counter()
         while len(times) < runs and (len(times) < min_runs or time.perf_counter() - start < budget_s):
             t0 = time.perf_counter()
-            sess.run(names, feeds)
-            times.append((time.perf_counter() - t0) * 1e3)
+            for _ in range(repeat):
+                sess.run(names, feeds)
+            times.append((time.perf_counter() - t0) * 1e3 / repeat)
     except Exception as exc:  # a model onnxruntime cannot run: report it, do not fail
         return Latency(None, threads=threads, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     return Latency(statistics.median(times), times, threads)

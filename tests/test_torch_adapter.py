@@ -175,3 +175,29 @@ def test_cli_refuses_pickles_without_trust(tmp_path):
     ref = list(run_model(onnx.load(tmp_path / "pruned.onnx"), {"input": x.numpy()}).values())
     assert relative_error(module_outputs(pruned_model, (x,)), ref) <= 1e-4
     assert np.isfinite(ref[0]).all()
+
+
+class DictOutputs(nn.Module):
+    """Returns a dict holding a tensor and a list, like a detection backbone's feature maps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3)
+        self.p3 = nn.Conv2d(8, 4, 1)
+        self.p4 = nn.Conv2d(8, 5, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.stem(x))
+        return {"p3": self.p3(h), "rest": [self.p4(h), torch.sigmoid(self.p3(h))]}
+
+
+def test_dict_and_nested_outputs_are_compared_in_export_order():
+    from spa_torch.validate import flatten_outputs
+
+    model, x = DictOutputs().eval(), torch.randn(1, 3, 8, 8)
+    result = spa_core.prune(model, x, ratio=0.5)
+    assert result.plan.removed_channels > 0
+    assert_oracle(result, rtol=1e-4)
+    with torch.no_grad():
+        shapes = [tuple(t.shape) for t in flatten_outputs(result.model(x))]
+    assert shapes == [(1, 4, 6, 6), (1, 5, 6, 6), (1, 4, 6, 6)]

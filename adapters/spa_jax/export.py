@@ -78,6 +78,21 @@ def _to_onnx(fn: Any, specs: list[jax.ShapeDtypeStruct], opset: int) -> onnx.Mod
         raise FrameworkError(f"jax2onnx could not export the model: {first}") from exc
 
 
+def clean_value_info(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace jax2onnx's ``value_info`` by onnx shape inference's.
+
+    jax2onnx records intermediate shapes before it removes the transposes around
+    convolutions, so tensors it moved to NCHW keep their NHWC shapes (``relu_out_0``
+    ``[2, 16, 16, 8]`` for a ``[2, 8, 16, 16]`` tensor) and BatchNormalization outputs get
+    rank 0; a shape-driven analysis must not read those.
+    """
+    del model.graph.value_info[:]
+    try:
+        return onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # inference is a convenience here; the engine infers again
+        return model
+
+
 def _structure(model: onnx.ModelProto) -> tuple:
     """The graph without initializer values: nodes, attribute names, initializer shapes."""
     nodes = tuple(
@@ -135,6 +150,7 @@ def export_model(view: ModelView, example_inputs: Any, options: dict[str, Any]) 
     real = _to_onnx(view.export_callable(None), specs, opset)
     probe = _to_onnx(view.export_callable(probe_values(leaves)), specs, opset)
     leaf_maps, derived = bind_initializers(real, probe, leaves)
+    real = clean_value_info(real)
     parameter_map = {
         name: ParamBinding(native_name=m.path, axes=m.axes, transform=m.transform)
         for name, m in leaf_maps.items()

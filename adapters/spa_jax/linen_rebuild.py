@@ -104,10 +104,9 @@ def solve_module(module: linen.Module, target: Shapes, specs: list[Any],
             elements.append((element, value))
             columns.append(column)
     matrix = np.stack(columns, axis=1) if columns else np.zeros((len(rows), 0))
-    loose = [
-        f"{p} axis {a} ({base[p][a]} -> {target[p][a]})"
-        for (p, a), w, r in zip(rows, wanted, matrix) if w != 0 and not r.any()
-    ]
+    loose_rows = [(p, a) for (p, a), w, r in zip(rows, wanted, matrix) if w != 0 and not r.any()]
+    loose_rows.sort(key=lambda pa: ("kernel" not in pa[0], not pa[0].startswith("params"), pa))
+    loose = [f"{p} axis {a} ({base[p][a]} -> {target[p][a]})" for p, a in loose_rows]
     if loose:
         more = f" and {len(loose) - 3} more" if len(loose) > 3 else ""
         return None, [

@@ -149,7 +149,6 @@ def layer_rules() -> dict[type, LayerRule]:
         L.MultiHeadAttention: mha,
         L.BatchNormalization: channelwise,
         L.LayerNormalization: channelwise,
-        L.GroupNormalization: channelwise,
         L.PReLU: channelwise,
         L.Normalization: channelwise,
         LayerScale: LayerRule(_channelwise, _set(projection_dim="c")),

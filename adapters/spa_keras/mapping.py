@@ -52,10 +52,10 @@ class InitializerSource:
 
     def evaluate(self, weights: Mapping[WeightRef, np.ndarray]) -> np.ndarray:
         """The initializer's value (float32, ONNX layout) from ``weights``."""
-        value = self.term.evaluate(dict(weights))
+        value = self.term.evaluate(weights)
         if self.scale is not None:
             shape = [self.term.shape[a] if a in self.scale_axes else 1 for a in range(len(self.term.shape))]
-            value = value * self.scale.evaluate(dict(weights)).reshape(shape)
+            value = value * self.scale.evaluate(weights).reshape(shape)
         return layout.to_onnx_layout(value, self.perm, self.onnx_shape).astype(np.float32)
 
     def native_kept(self, kept: Mapping[int, Sequence[int]], name: str) -> NativeKept:
@@ -122,7 +122,7 @@ class Matcher:
         self._vectors: dict[int, list[Term]] = defaultdict(list)
         self._terms = list(terms)
         for i, term in enumerate(self._terms):
-            value = term.evaluate(dict(probe)).astype(np.float32)
+            value = term.evaluate(probe).astype(np.float32, copy=False)
             self._values[i] = value
             self._by_size[value.size].append((term, _fingerprint(value)))
             if sum(d != 1 for d in term.shape) <= 1:

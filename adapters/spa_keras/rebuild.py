@@ -21,47 +21,66 @@ from .walk import is_graph_model, iter_layers
 
 def rebuild(model: Any, plans: Mapping[str, LayerPlan]) -> Any:
     """A new model like ``model`` with every layer in ``plans`` replaced by its plan."""
-    import keras
-
-    keys = {id(layer): key for key, layer in iter_layers(model)}
-    originals: dict[int, Any] = {}
-
-    def clone(layer: Any) -> Any:
-        plan = plans.get(keys.get(id(layer), ""))
-        config = plan.config if plan is not None else layer.get_config()
-        new = layer.__class__.from_config(config)
-        originals[id(new)] = layer
-        return new
-
-    def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(layer, keras.layers.Reshape):
-            old = originals.get(id(layer))
-            layer = _adapted_reshape(layer, old, args[0] if args else kwargs.get("inputs"))
-        return layer(*args, **kwargs)
-
-    if isinstance(model, keras.Sequential):
-        new_model = _rebuild_sequential(model, clone)
-    else:
-        new_model = keras.models.clone_model(model, clone_function=clone, call_function=call, recursive=True)
+    new_model = _Rebuilder(model, plans).model(model)
     _set_weights(model, new_model, plans)
     _copy_compile(model, new_model)
     return new_model
 
 
-def _rebuild_sequential(model: Any, clone: Any) -> Any:
-    import keras
+class _Rebuilder:
+    """Clones layers with their planned configs; nested models are rebuilt on their new inputs."""
 
-    if not model.inputs:
-        raise FrameworkError("the Sequential model is not built; start it with keras.Input(shape)")
-    new = keras.Sequential(name=model.name)
-    spec = model.inputs[0]
-    new.add(keras.Input(batch_shape=tuple(spec.shape), dtype=spec.dtype))
-    for layer in model.layers:
-        new_layer = clone(layer)
-        if isinstance(new_layer, keras.layers.Reshape):
-            new_layer = _adapted_reshape(new_layer, layer, new.outputs[0])
-        new.add(new_layer)
-    return new
+    def __init__(self, model: Any, plans: Mapping[str, LayerPlan]):
+        self._keys = {id(layer): key for key, layer in iter_layers(model)}
+        self._plans = plans
+        self._originals: dict[int, Any] = {}
+
+    def model(self, model: Any, inputs: Any = None) -> Any:
+        """Rebuild a Functional or Sequential model, on ``inputs`` (new KerasTensors) if given."""
+        import keras
+
+        if isinstance(model, keras.Sequential):
+            return self._sequential(model, inputs)
+        if inputs is not None:
+            flat = [keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype) for t in keras.tree.flatten(inputs)]
+            inputs = flat if isinstance(model.input, list | tuple) else flat[0]
+        return keras.models.clone_model(model, input_tensors=inputs, clone_function=self.clone, call_function=self.call)
+
+    def clone(self, layer: Any) -> Any:
+        if is_graph_model(layer):
+            return layer  # rebuilt in call(), once its new input shapes are known
+        plan = self._plans.get(self._keys.get(id(layer), ""))
+        new = layer.__class__.from_config(plan.config if plan is not None else layer.get_config())
+        self._originals[id(new)] = layer
+        return new
+
+    def call(self, layer: Any, *args: Any, **kwargs: Any) -> Any:
+        import keras
+
+        if is_graph_model(layer):
+            inputs = args[0] if args else kwargs.pop("inputs")
+            return self.model(layer, inputs)(inputs, *args[1:], **kwargs)
+        if isinstance(layer, keras.layers.Reshape):
+            layer = _adapted_reshape(layer, self._originals.get(id(layer)), args[0] if args else kwargs.get("inputs"))
+        return layer(*args, **kwargs)
+
+    def _sequential(self, model: Any, inputs: Any) -> Any:
+        import keras
+
+        if not model.inputs:
+            raise FrameworkError(f"the Sequential model {model.name!r} is not built; start it with keras.Input(shape)")
+        spec = keras.tree.flatten(inputs)[0] if inputs is not None else model.inputs[0]
+        new = keras.Sequential(name=model.name)
+        new.add(keras.Input(batch_shape=tuple(spec.shape), dtype=spec.dtype))
+        for layer in model.layers:
+            if is_graph_model(layer):
+                new_layer = self.model(layer, new.outputs[0])
+            else:
+                new_layer = self.clone(layer)
+                if isinstance(new_layer, keras.layers.Reshape):
+                    new_layer = _adapted_reshape(new_layer, layer, new.outputs[0])
+            new.add(new_layer)
+        return new
 
 
 def adapt_target_shape(target: Sequence[int], old_in: Sequence[int], new_in: Sequence[int]) -> tuple[int, ...]:
@@ -120,4 +139,4 @@ def _copy_compile(model: Any, new_model: Any) -> None:
         return
 
 
-__all__ = ["adapt_target_shape", "is_graph_model", "rebuild"]
+__all__ = ["adapt_target_shape", "rebuild"]

@@ -14,7 +14,7 @@ layout (``RefUse.spans``), so kept indices of the term can be carried to the wei
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,8 +53,10 @@ class Term:
     attrs: tuple[tuple[str, Any], ...] = ()
     label: str = ""
 
-    def evaluate(self, weights: dict[WeightRef, np.ndarray]) -> np.ndarray:
-        """The term's value from ``weights`` (probe or real values)."""
+    def evaluate(self, weights: Mapping[WeightRef, np.ndarray]) -> np.ndarray:
+        """The term's value from ``weights`` (probe or real values); float64 when computed."""
+        if self.kind == "copy":  # no arithmetic: keep the weight's own array (no copy)
+            return np.asarray(weights[self.uses[0].ref]).reshape(self.shape)
         arrays = {u.role: np.asarray(weights[u.ref], dtype=np.float64) for u in self.uses}
         out = TERM_KINDS[self.kind](arrays, dict(self.attrs), self.shape)
         return np.asarray(out, dtype=np.float64).reshape(self.shape)
@@ -169,6 +171,14 @@ def _layer_norm_terms(lw: LayerWeights) -> list[Term]:
     ]
 
 
+def _negated_terms(lw: LayerWeights) -> list[Term]:
+    """``-alpha`` of PReLU, which tf2onnx writes as ``relu(x) - alpha * relu(-x)``."""
+    return [
+        Term("negate", lw.shapes[rel], (RefUse(ref, "x", tuple((i,) for i in range(len(lw.shapes[rel])))),), label=f"-{ref.path}")
+        for rel, ref in lw.refs.items()
+    ]
+
+
 def term_builders() -> dict[type, Callable[[LayerWeights], list[Term]]]:
     """Layer class -> extra terms (besides plain copies). Looked up along the MRO."""
     import keras
@@ -177,6 +187,7 @@ def term_builders() -> dict[type, Callable[[LayerWeights], list[Term]]]:
         keras.layers.BatchNormalization: _batch_norm_terms,
         keras.layers.Normalization: _normalization_terms,
         keras.layers.LayerNormalization: _layer_norm_terms,
+        keras.layers.PReLU: _negated_terms,
     }
 
 

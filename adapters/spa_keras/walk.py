@@ -73,7 +73,7 @@ def layer_weights(model: Any) -> list[LayerWeights]:
                 continue
             seen.add(id(var))
             rel = relative_path(key, layer, var)
-            lw.refs[rel] = WeightRef(key, index, str(getattr(var, "path", var.name)))
+            lw.refs[rel] = WeightRef(key, index, f"{key}/{rel}")
             lw.shapes[rel] = tuple(int(d) for d in var.shape)
         if lw.refs:
             out.append(lw)

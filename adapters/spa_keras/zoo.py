@@ -165,6 +165,21 @@ def vgg_sequential(init_values: bool = False, classes: int = 10) -> tuple[Any, n
     return _finish(model, IMAGE, init_values)
 
 
+def flatten_head(init_values: bool = False, classes: int = 10) -> tuple[Any, np.ndarray]:
+    """Conv-BN-ReLU, then Flatten (channels innermost in NHWC) into Dense, as VGG's head."""
+    import keras
+    from keras import layers as L
+
+    inp = keras.Input((8, 8, 3), name="image")
+    x = _conv_bn(inp, 16, 3, 1, "c1")
+    x = L.MaxPooling2D(2, name="pool")(x)
+    x = _conv_bn(x, 16, 3, 1, "c2")
+    x = L.Flatten(name="flatten")(x)
+    x = L.Dense(32, activation="relu", name="fc1")(x)
+    out = L.Dense(classes, name="logits")(x)
+    return _finish(keras.Model(inp, out, name="flatten_head"), (1, 8, 8, 3), init_values)
+
+
 def separable_transpose(init_values: bool = False) -> tuple[Any, np.ndarray]:
     """SeparableConv2D, depthwise with multiplier 2, Conv2DTranspose, LayerNormalization, Reshape."""
     import keras
@@ -187,17 +202,25 @@ def separable_transpose(init_values: bool = False) -> tuple[Any, np.ndarray]:
     return _finish(keras.Model(inp, out, name="separable_transpose"), IMAGE, init_values)
 
 
-def attention(init_values: bool = False, tokens: int = 12, dim: int = 32, vocab: int = 50) -> tuple[Any, np.ndarray]:
-    """Embedding, a pre-norm transformer block (MultiHeadAttention + MLP), mean pooling."""
+def attention(
+    init_values: bool = False, tokens: int = 12, dim: int = 32, vocab: int = 50, norm: bool = True
+) -> tuple[Any, np.ndarray]:
+    """Embedding, a pre-norm transformer block (MultiHeadAttention + MLP), mean pooling.
+
+    ``norm=False`` leaves out the LayerNormalizations.
+    """
     import keras
     from keras import layers as L
 
+    def layer_norm(x: Any, name: str) -> Any:
+        return L.LayerNormalization(name=name)(x) if norm else x
+
     inp = keras.Input((tokens,), dtype="int32", name="ids")
     x = L.Embedding(vocab, dim, name="embed")(inp)
-    y = L.LayerNormalization(name="ln1")(x)
+    y = layer_norm(x, "ln1")
     y = L.MultiHeadAttention(4, 8, name="mha")(y, y)
     x = L.Add(name="res1")([x, y])
-    y = L.LayerNormalization(name="ln2")(x)
+    y = layer_norm(x, "ln2")
     y = L.Dense(64, activation="gelu", name="mlp1")(y)
     y = L.Dense(dim, name="mlp2")(y)
     x = L.Add(name="res2")([x, y])
@@ -216,5 +239,6 @@ ZOO: dict[str, Callable[..., tuple[Any, np.ndarray]]] = {
     "densenet": densenet,
     "vgg_sequential": vgg_sequential,
     "separable_transpose": separable_transpose,
+    "flatten_head": flatten_head,
     "attention": attention,
 }

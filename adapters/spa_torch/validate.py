@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 import torch
 
 from spa_core.errors import FrameworkError
 from spa_core.runtime import run_model
+
+
+def flatten_outputs(out: Any) -> list[torch.Tensor]:
+    """Tensors of a forward() result in the order ``torch.onnx.export`` makes graph outputs of
+    them: tuples and lists in order, dicts (a detection backbone's feature maps) by value."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, list | tuple):
+        return [t for item in out for t in flatten_outputs(item)]
+    return []
 
 
 def module_outputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
@@ -18,8 +32,7 @@ def module_outputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) ->
             out = module(*inputs)
     finally:
         module.train(was_training)
-    flat = out if isinstance(out, list | tuple) else [out]
-    return [o.detach().cpu().numpy() for o in flat if isinstance(o, torch.Tensor)]
+    return [o.detach().cpu().numpy() for o in flatten_outputs(out)]
 
 
 def relative_error(a: list[np.ndarray], b: list[np.ndarray]) -> float:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg.blas import dgemm
 
 
 def damped_inverse(h: np.ndarray, damp: float) -> np.ndarray:
@@ -87,6 +88,17 @@ def compensate(w: np.ndarray, h: np.ndarray, removed: np.ndarray, damp: float) -
     return out
 
 
+def _subtract_product(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """``c -= a @ b`` in place for a C-contiguous float64 ``c`` (one BLAS call, no temporary)."""
+    if c.dtype != np.float64 or not c.flags.c_contiguous:
+        c -= a @ b
+        return
+    # c is the Fortran-ordered view of cᵀ: cᵀ ← cᵀ − bᵀ aᵀ
+    out = dgemm(alpha=-1.0, a=b, b=a, beta=1.0, c=c.T, overwrite_c=True, trans_a=1, trans_b=1)
+    if not np.shares_memory(out, c):
+        c[...] = out.T
+
+
 @dataclass
 class ObsLayer:
     """One consumer during greedy removal: current weights and inverse Hessian.
@@ -112,9 +124,13 @@ class ObsLayer:
         return err
 
     def remove(self, channel: int) -> None:
+        """Remove one channel: OBS update of ``w`` and downdate of ``hinv``, in place."""
         q = self.pos[self.blocks[channel]]
-        self.w += obs_update(self.w, self.hinv, q)
-        self.hinv = downdate(self.hinv, q)
+        rows = self.hinv[q, :]  # (H⁻¹)[Q, :] (= (H⁻¹)[:, Q]ᵀ, the matrix is symmetric)
+        hqq = rows[:, q]
+        coef = np.linalg.solve(hqq, self.w[:, q].T).T  # W_Q (H⁻¹_QQ)⁻¹
+        _subtract_product(self.w, coef, rows)
+        _subtract_product(self.hinv, rows.T, np.linalg.solve(hqq, rows))
         self.w[:, q] = 0.0
         self.hinv[q, :] = 0.0
         self.hinv[:, q] = 0.0

@@ -177,6 +177,25 @@ def _write(pruned: onnx.ModelProto, analysis: Analysis, removed: np.ndarray, val
             tensor.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(array), tensor.name))
 
 
+def _depths(
+    analysis: Analysis, ratio: float | None, macs_target: float | None, allocation: str, max_ratio: float,
+    min_keep: int, round_to: int,
+) -> dict[int, int]:
+    """How many channels of each group the greedy order must reach.
+
+    A uniform allocation's counts do not depend on which channels go, so its ratio is
+    found first (bisection on MACs) and only that many are ordered; a global allocation
+    needs every group ordered as far as ``max_ratio`` allows.
+    """
+    limit = {g.id: max(0, min(math.floor(max_ratio * g.size + 1e-9), g.size - min(min_keep, g.size)))
+             for g in analysis.groups}
+    if allocation != "uniform":
+        return limit
+    blind = {g.id: GroupOrder(g.size, np.arange(limit[g.id]), None, limit[g.id]) for g in analysis.groups}
+    kept, _ = allocate(blind, analysis, ratio=ratio, macs_target=macs_target, mode="uniform", round_to=round_to)
+    return {g.id: g.size - len(kept[g.id]) for g in analysis.groups}
+
+
 def prune_obspa(
     model: str | Path | onnx.ModelProto,
     *,
@@ -212,6 +231,8 @@ def prune_obspa(
     :param max_ratio: most of a group that may be removed; ``min_keep`` channels always stay.
     :param progress: show progress bars (``None``: only on a terminal).
     """
+    if allocation not in ("uniform", "global"):
+        raise InvalidOptionError(f"allocation must be 'uniform' or 'global', got {allocation!r}")
     if synth not in SYNTHESES:
         raise InvalidOptionError(f"synth must be one of {', '.join(SYNTHESES)}, got {synth!r}")
     if ratio is None and macs_target is None:
@@ -234,12 +255,7 @@ def prune_obspa(
                            batch_size=batch_size, seed=seed, progress=progress)
     timings["hessians"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    depth_of = {}
-    for g in analysis.groups:
-        limit = min(math.floor(max_ratio * g.size + 1e-9), g.size - min(min_keep, g.size))
-        if allocation == "uniform" and macs_target is None:
-            limit = min(limit, math.floor(ratio * g.size + 1e-9))
-        depth_of[g.id] = max(limit, 0)
+    depth_of = _depths(analysis, ratio, macs_target, allocation, max_ratio, min_keep, round_to)
     orders, scores = order_groups(analysis, consumers, acc, depth_of, damp, progress)
     timings["order"] = time.perf_counter() - t2
     t3 = time.perf_counter()

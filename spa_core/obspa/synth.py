@@ -82,7 +82,7 @@ def batch_stat_model(graph: Graph) -> tuple[onnx.ModelProto, dict[int, tuple[str
             numpy_helper.from_array(np.array(eps, dtype=dtype), f"{p}_eps"),
         ]
 
-        def reduce_mean(x: str, out: str) -> onnx.NodeProto:
+        def reduce_mean(x: str, out: str, p: str = p, axes: list[int] = axes) -> onnx.NodeProto:
             if opset >= 18:
                 return helper.make_node("ReduceMean", [x, f"{p}_axes"], [out], keepdims=1)
             return helper.make_node("ReduceMean", [x], [out], axes=axes, keepdims=1)

@@ -16,7 +16,8 @@ from .finetune import TrainConfig, epochs_of, split_batch
 def train(model: keras.Model, data: Iterable[Any], config: TrainConfig) -> keras.Model:
     """Train ``model`` in place (it is re-compiled with Adam and the loss) and return it."""
     loss = config.loss if callable(config.loss) else LOSSES[config.loss]
-    optimizer = keras.optimizers.AdamW(config.lr, weight_decay=config.weight_decay or None)
+    optimizer = (keras.optimizers.AdamW(config.lr, weight_decay=config.weight_decay) if config.weight_decay
+                 else keras.optimizers.Adam(config.lr))
     model.compile(optimizer=optimizer, loss=lambda y, out: loss(out, y))
     for batch in epochs_of(data, config):
         inputs, targets = split_batch(batch)

@@ -1,0 +1,172 @@
+"""OBSPA: the OBS algebra, the consumers' input columns, and pruning end to end (tiny models)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+from onnx_builders import make_model
+
+import spa_core
+from spa_core.errors import InvalidOptionError
+from spa_core.graph import Graph
+from spa_core.obspa import prune_obspa
+from spa_core.obspa.consumers import find_consumers
+from spa_core.obspa.hessian import columns
+from spa_core.obspa.obs import ObsLayer, block_errors, compensate, damped_inverse, greedy_order
+from spa_core.obspa.synth import with_initializers
+from spa_core.oracle import compare_outputs, zeroed_reference
+from spa_core.runtime import run_model
+
+RNG = np.random.default_rng(0)
+
+
+# ----------------------------------------------------------------------------- algebra
+def test_compensation_is_the_least_squares_optimum_for_the_kept_columns():
+    x = RNG.standard_normal((400, 12))
+    w = RNG.standard_normal((5, 12))
+    removed = np.array([1, 2, 7, 8])
+    kept = np.setdiff1d(np.arange(12), removed)
+    new = compensate(w, x.T @ x / len(x), removed, damp=0.0)
+    best = np.linalg.lstsq(x[:, kept], x @ w.T, rcond=None)[0].T
+    np.testing.assert_allclose(new[:, kept], best, atol=1e-9)
+    assert np.all(new[:, removed] == 0)
+
+
+def test_obs_error_is_half_the_output_error_after_compensation():
+    x = RNG.standard_normal((300, 9))
+    h = x.T @ x / len(x)
+    w = RNG.standard_normal((4, 9))
+    blocks = np.arange(9).reshape(3, 3)
+    errors = block_errors(w, np.linalg.inv(h), blocks)
+    for i, q in enumerate(blocks):
+        residual = (w - compensate(w, h, q, damp=0.0)) @ x.T
+        np.testing.assert_allclose(errors[i], 0.5 * (residual**2).sum() / len(x), rtol=1e-9)
+
+
+def test_greedy_removals_compose_to_the_joint_compensation():
+    x = RNG.standard_normal((200, 8))
+    h = x.T @ x / len(x)
+    w = RNG.standard_normal((3, 8))
+    blocks = np.arange(8).reshape(4, 2)
+    layer = ObsLayer(w.copy(), damped_inverse(h, 0.01), blocks, None, 1.0)
+    order, costs, _ = greedy_order([layer], 4, 2)
+    errors = block_errors(w, damped_inverse(h, 0.01), blocks)
+    assert order[0] == int(np.argmin(errors)) and costs[0, 0] == pytest.approx(errors.min())
+    q = blocks[order].ravel()
+    joint = compensate(w, h, q, damp=0.01)
+    current = np.zeros_like(w)
+    current[:, layer.pos >= 0] = layer.w[:, layer.pos[layer.pos >= 0]]
+    np.testing.assert_allclose(current, joint, atol=1e-8)
+
+
+# ----------------------------------------------------------------------------- models
+def _conv_model(groups: int = 1) -> onnx.ModelProto:
+    """x(2,3,9,9) -> Conv(8) -> BN -> Relu -> Conv(6, stride 2, dil, grouped) -> BN -> Relu -> GAP -> Gemm(4)."""
+    c2_in = 8 // groups
+    inits = {
+        "w1": RNG.standard_normal((8, 3, 3, 3)).astype(np.float32),
+        "g1": RNG.uniform(0.5, 1.5, 8).astype(np.float32), "b1": RNG.uniform(-0.5, 0.5, 8).astype(np.float32),
+        "m1": RNG.uniform(-1, 1, 8).astype(np.float32), "v1": RNG.uniform(0.5, 2, 8).astype(np.float32),
+        "w2": RNG.standard_normal((6, c2_in, 3, 3)).astype(np.float32),
+        "g2": RNG.uniform(0.5, 1.5, 6).astype(np.float32), "b2": RNG.uniform(-0.5, 0.5, 6).astype(np.float32),
+        "m2": RNG.uniform(-1, 1, 6).astype(np.float32), "v2": RNG.uniform(0.5, 2, 6).astype(np.float32),
+        "wf": RNG.standard_normal((4, 6)).astype(np.float32), "bf": RNG.standard_normal(4).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c1", "g1", "b1", "m1", "v1"], ["n1"]),
+        helper.make_node("Relu", ["n1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[2, 1, 2, 1], strides=[2, 2], dilations=[2, 1], group=groups),
+        helper.make_node("BatchNormalization", ["c2", "g2", "b2", "m2", "v2"], ["n2"]),
+        helper.make_node("Relu", ["n2"], ["r2"]),
+        helper.make_node("GlobalAveragePool", ["r2"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "wf", "bf"], ["y"], transB=1),
+    ]
+    return make_model(nodes, {"x": (2, 3, 9, 9)}, ["y"], inits)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_consumer_columns_reproduce_the_layer(groups):
+    model = _conv_model(groups)
+    analysis = spa_core.analyze_onnx(model)
+    consumers = [c for c in find_consumers(analysis) if c.weight == "w2"]
+    assert len(consumers) == groups
+    x = RNG.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    values = run_model(analysis.graph.model, {"x": x}, extra_outputs=["r1", "c2"])
+    weight = analysis.graph.initializers["w2"]
+    for c in consumers:
+        cols = columns(c, values["r1"])
+        got = cols @ c.matrix(weight).T  # (positions, out rows)
+        want = np.moveaxis(values["c2"][:, c.rows], 1, -1).reshape(len(cols), -1)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+        assert c.bias == ("m2", -1.0)  # no own bias: the next BatchNorm's mean absorbs shifts
+        (blocks,) = c.blocks.values()
+        assert blocks.shape == (8 // groups, 9)  # grouped: position p of every group is one channel
+
+
+def test_gemm_consumer_blocks_follow_flatten():
+    inits = {"w1": RNG.standard_normal((4, 2, 3, 3)).astype(np.float32), "b1": np.zeros(4, np.float32),
+             "wf": RNG.standard_normal((4 * 5 * 5, 3)).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c"]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Flatten", ["r"], ["f"]), helper.make_node("MatMul", ["f", "wf"], ["y"])]
+    analysis = spa_core.analyze_onnx(make_model(nodes, {"x": (1, 2, 7, 7)}, ["y"], inits))
+    (c,) = find_consumers(analysis)
+    assert c.op == "MatMul" and c.bias is None
+    (blocks,) = c.blocks.values()
+    np.testing.assert_array_equal(blocks, np.arange(100).reshape(4, 25))
+
+
+# ----------------------------------------------------------------------------- end to end
+def _check_pruned(result, model_kept: dict[str, tuple[int, ...]]) -> None:
+    shapes = {t.name: tuple(t.dims) for t in result.onnx.graph.initializer}
+    for name, shape in model_kept.items():
+        assert shapes[name] == shape
+    analysis = result.analysis
+    dense = with_initializers(analysis.graph.model, result.extras["compensated"])
+    graph = Graph(dense, analysis.graph.shapes, analysis.graph.dtypes)
+    reference = zeroed_reference(dataclasses.replace(analysis, graph=graph), result.removed)
+    x = RNG.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    assert compare_outputs(reference, result.onnx, {"x": x}) < 1e-4
+
+
+@pytest.mark.parametrize("synth", ["bn", "gaussian"])
+def test_data_free_pruning_runs_and_matches_the_compensated_model(synth):
+    result = prune_obspa(_conv_model(), ratio=0.5, synth=synth, samples=8, batch_size=4, progress=False)
+    _check_pruned(result, {"w1": (4, 3, 3, 3), "w2": (3, 4, 3, 3), "wf": (4, 3), "m2": (3,)})
+    assert result.plan.options["criterion"] == "obspa"
+    assert result.plan.options["obspa"]["data"] == f"synthetic ({synth})"
+    assert set(result.report.timings) >= {"analyse", "hessians", "order", "compensate"}
+
+
+def test_grouped_consumer_and_macs_target():
+    result = prune_obspa(_conv_model(groups=2), macs_target=0.4, samples=8, batch_size=4, progress=False)
+    assert result.report.macs_reduction >= 0.4
+    assert result.plan.options["obspa"]["macs_reduction"] == pytest.approx(result.report.macs_reduction)
+    _check_pruned(result, {})
+
+
+def test_compensation_beats_plain_removal_on_the_calibration_data():
+    model = _conv_model()
+    x = RNG.standard_normal((64, 3, 9, 9)).astype(np.float32)
+    result = prune_obspa(model, ratio=0.5, calibration={"x": x}, batch_size=2, progress=False,
+                         allocation="global")
+    plain = spa_core.apply_plan_onnx(model, result.plan).onnx  # same channels, no compensation
+    feeds = {"x": x[:2]}
+    dense = run_model(result.analysis.graph.model, feeds)["y"]
+    err_obs = np.abs(run_model(result.onnx, feeds)["y"] - dense).mean()
+    err_plain = np.abs(run_model(plain, feeds)["y"] - dense).mean()
+    assert err_obs < 0.7 * err_plain
+
+
+def test_options_are_checked():
+    model = _conv_model()
+    for kwargs in ({"synth": "pink"}, {"allocation": "best"}, {"ratio": 1.2}, {"macs_target": -0.1}, {"damp": -1}):
+        with pytest.raises(InvalidOptionError):
+            prune_obspa(model, **kwargs)
+    with pytest.raises(InvalidOptionError):
+        prune_obspa(model, calibration={"nope": np.zeros((2, 3, 9, 9), np.float32)})
