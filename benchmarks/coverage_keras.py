@@ -11,7 +11,7 @@ size, its BatchNormalization statistics randomised (so a wrong binding shows), p
 Every architecture runs in its own subprocess (TensorFlow graphs pile up otherwise, and a
 crash or a time-out then costs one row, not the table)::
 
-    python benchmarks/coverage_keras.py                 # all 40
+    python benchmarks/coverage_keras.py                 # all 40, smallest first
     python benchmarks/coverage_keras.py ResNet50 VGG16  # some
     python benchmarks/coverage_keras.py --markdown out.md --json out.json
 """
@@ -27,17 +27,33 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Input side per architecture: 96 where allowed; the Inception family and Xception need
-# at least 75/71, NASNet's stem reductions want a multiple of 32.
-DEFAULT_SIZE = 96
-SIZES = {"NASNetLarge": 96, "NASNetMobile": 96, "InceptionV3": 96, "InceptionResNetV2": 96, "Xception": 96}
+# Input side per architecture: 32, the smallest keras.applications accepts, except the
+# Inception family (at least 75) and Xception (at least 71). Small inputs keep the CPU
+# time of the checks low; pruning does not depend on the spatial size.
+DEFAULT_SIZE = 32
+SIZES = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71}
 CLASSES = 10
+# Rough parameter counts (millions, 10 classes): architectures run smallest first, so a
+# time-limited run covers as many as it can.
+APPROX_MPARAMS = {
+    "MobileNetV3Small": 1, "MobileNetV3Large": 3, "MobileNet": 3, "MobileNetV2": 2, "NASNetMobile": 4,
+    "EfficientNetB0": 4, "EfficientNetV2B0": 6, "EfficientNetB1": 7, "EfficientNetV2B1": 7,
+    "EfficientNetB2": 8, "EfficientNetV2B2": 9, "EfficientNetB3": 11, "EfficientNetV2B3": 13,
+    "DenseNet121": 7, "DenseNet169": 13, "DenseNet201": 18, "Xception": 21, "InceptionV3": 22,
+    "ResNet50": 24, "ResNet50V2": 24, "EfficientNetB4": 18, "EfficientNetV2S": 20, "ConvNeXtTiny": 28,
+    "EfficientNetB5": 28, "ResNet101": 43, "ResNet101V2": 43, "ConvNeXtSmall": 50, "InceptionResNetV2": 54,
+    "ResNet152": 58, "ResNet152V2": 58, "EfficientNetV2M": 53, "EfficientNetB6": 41, "EfficientNetB7": 64,
+    "ConvNeXtBase": 88, "NASNetLarge": 85, "EfficientNetV2L": 118, "VGG16": 34, "VGG19": 39,
+    "ConvNeXtLarge": 196, "ConvNeXtXLarge": 348,
+}
 
 
 def architectures() -> list[str]:
+    """Every keras.applications architecture, smallest first."""
     import keras
 
-    return sorted(n for n in dir(keras.applications) if n[0].isupper())
+    names = sorted(n for n in dir(keras.applications) if n[0].isupper())
+    return sorted(names, key=lambda n: APPROX_MPARAMS.get(n, 100))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -107,7 +123,8 @@ def run_isolated(name: str, ratio: float, timeout: float) -> dict[str, Any]:
     return {"model": name, "success": False, "oracle": False, "seconds": round(time.perf_counter() - t0, 1), "reason": f"crashed: {tail[:200]}"}
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def table(rows: list[dict[str, Any]], missing: list[str] = ()) -> str:
+    """The Markdown table of ``rows``; ``missing`` names architectures without a row yet."""
     head = "| model | success | oracle held | keras==onnx | MACs reduction | seconds | failure reason |"
     lines = [head, "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -118,8 +135,15 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{'-' if ko is None else f'{ko:.1e}'} | {'-' if macs is None else f'{macs:.1%}'} | "
             f"{r.get('seconds', '-')} | {r.get('reason', '')} |"
         )
-    ok = sum(r["success"] and r["oracle"] for r in rows)
-    lines.append(f"\n{ok} of {len(rows)} architectures pruned with the oracle held and Keras == ONNX.")
+    ok = [r for r in rows if r["success"] and r["oracle"]]
+    lines.append(f"\n{len(ok)} of {len(rows)} architectures pruned with the oracle held and Keras == ONNX.")
+    if ok:
+        macs = sorted(r["macs_reduction"] for r in ok)
+        lines.append(
+            f"MACs reduction at this ratio: median {macs[len(macs) // 2]:.1%}, range {macs[0]:.1%} to {macs[-1]:.1%}."
+        )
+    if missing:
+        lines.append(f"Not run: {', '.join(missing)}.")
     return "\n".join(lines)
 
 
@@ -131,19 +155,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="write the rows as JSON")
     parser.add_argument("--markdown", type=Path, help="write the table as Markdown")
+    parser.add_argument("--resume", action="store_true", help="keep the rows already in --json, run the rest")
+    parser.add_argument("--table-only", action="store_true", help="print the table of the rows in --json, run nothing")
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(run_one(args.one, args.ratio)), flush=True)
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     names = args.models or architectures()
-    rows = []
-    for name in names:
+    reuse = (args.resume or args.table_only) and args.json and args.json.exists()
+    done = json.loads(args.json.read_text()) if reuse else []
+    rows = [r for r in done if r["model"] in names]
+    for name in [] if args.table_only else names:
+        if any(r["model"] == name for r in rows):
+            continue
         row = run_isolated(name, args.ratio, args.timeout)
         rows.append(row)
+        if args.json:  # after every architecture: an interrupted run keeps its rows
+            args.json.write_text(json.dumps(rows, indent=1))
         status = "ok" if row["success"] and row["oracle"] else "FAIL"
         print(f"{name:20s} {status:4s} {row.get('seconds', '-')} s {row.get('reason', '')}", file=sys.stderr, flush=True)
-    text = table(rows)
+    have = {r["model"] for r in rows}
+    text = table(sorted(rows, key=lambda r: r["model"]), [n for n in names if n not in have])
     print(text)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

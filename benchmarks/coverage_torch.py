@@ -10,8 +10,12 @@ downloaded) are pruned at ``--ratio`` 0.3 twice, in the same run and process:
 * Torch-Pruning 1.6.1: ``tp.pruner.MagnitudePruner`` with
   ``tp.importance.MagnitudeImportance(p=1)``, ``pruning_ratio=0.3``, the final
   classifier ignored (a detection backbone has none); success when ``step()`` runs and
-  the pruned model still runs on the example input. Its MACs come from
-  ``tp.utils.count_ops_and_params``; SPA's from its own ONNX counter.
+  the pruned model still runs on the example input, within ``TP_LIMIT`` (90 s; it loops
+  on some graphs). Its MACs come from ``tp.utils.count_ops_and_params``; SPA's from its
+  own ONNX counter.
+* When the pruned ``nn.Module`` cannot run because a layer's forward() hard-codes a
+  width, SPA prunes again without that layer (``result.extras["auto_ignored"]``, shown
+  as a note); the MACs reduction shows what that cost.
 
 Every failure gets a reason that names the operator or pattern (SPA's exception, its
 unknown operators and barriers; TP's exception). Models run in worker subprocesses with a
@@ -28,29 +32,27 @@ Writes ``benchmarks/results/coverage_torch.md`` and ``.csv`` (``--output STEM``)
 from __future__ import annotations
 
 import argparse
-import csv
+import signal
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from coverage_torch_report import load_rows, write_outputs  # noqa: E402
 from worker_pool import PART, ROW, Worker, current_rss_bytes, emit  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+TP_LIMIT = 90.0  # seconds for Torch-Pruning on one model (it takes 0.1-5 s where it works)
 QUICK = [
     "torchvision:cls:resnet18",
     "torchvision:cls:mobilenet_v3_small",
     "torchvision:seg:lraspp_mobilenet_v3_large",
     "timm:convnext_atto",
     "timm:vit_tiny_patch16_224",
-]
-COLUMNS = [
-    "model", "source", "input", "params_m", "spa_ok", "spa_oracle", "spa_oracle_error", "spa_macs_reduction",
-    "spa_seconds", "spa_groups", "spa_reason", "tp_ok", "tp_macs_reduction", "tp_seconds", "tp_reason",
-    "skipped", "note",
 ]
 
 
@@ -92,19 +94,34 @@ def run_spa(model: Any, x: Any, ratio: float) -> dict[str, Any]:
         row["spa_reason"] = f"{exc}; {barrier_summary(res.analysis)}".rstrip("; ")
     except Exception as exc:
         row["spa_reason"] = f"oracle check failed: {first_line(exc)}"
+    notes = []
+    if res.extras.get("auto_ignored"):
+        notes.append("left unpruned, forward() hard-codes widths: " + ", ".join(res.extras["auto_ignored"]))
     if row["spa_oracle"] and res.analysis.unknown_ops:
-        row["note"] = barrier_summary(res.analysis)
+        notes.append(barrier_summary(res.analysis))
+    if notes:
+        row["note"] = "; ".join(notes)
     return row
 
 
-def run_tp(model: Any, x: Any, ratio: float, ignored: list[Any]) -> dict[str, Any]:
-    """Prune with Torch-Pruning (in place) and check that the pruned model runs."""
+class TPTimeout(Exception):
+    """Torch-Pruning ran past its own time limit (it loops on some graphs)."""
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise TPTimeout
+
+
+def run_tp(model: Any, x: Any, ratio: float, ignored: list[Any], limit: float = TP_LIMIT) -> dict[str, Any]:
+    """Prune with Torch-Pruning (in place) and check that the pruned model runs (``limit`` seconds)."""
     import torch
     import torch_pruning as tp
 
     row: dict[str, Any] = {"tp_ok": False}
     stage = "count_ops_and_params (before)"
     t0 = time.perf_counter()
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         macs_before, _ = tp.utils.count_ops_and_params(model, x)
         stage = "MagnitudePruner()"
@@ -121,10 +138,17 @@ def run_tp(model: Any, x: Any, ratio: float, ignored: list[Any]) -> dict[str, An
             model(x)
         stage = "count_ops_and_params (after)"
         macs_after, _ = tp.utils.count_ops_and_params(model, x)
+    except TPTimeout:
+        row["tp_seconds"] = round(time.perf_counter() - t0, 2)
+        row["tp_reason"] = f"{stage}: timed out after {limit:.0f} s"
+        return row
     except Exception as exc:
         row.setdefault("tp_seconds", round(time.perf_counter() - t0, 2))
         row["tp_reason"] = f"{stage}: {first_line(exc)}"
         return row
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
     row.update(tp_ok=True, tp_macs_reduction=round(1 - macs_after / max(macs_before, 1), 4))
     return row
 
@@ -194,8 +218,11 @@ def model_list(args: argparse.Namespace) -> list[str]:
     return names[: args.limit] if args.limit else names
 
 
-def sweep(names: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Run every model in worker subprocesses; print one progress line per model."""
+def sweep(names: list[str], args: argparse.Namespace, done: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+    """Run every model in worker subprocesses; print one progress line per model.
+
+    ``done`` is called with each finished row (the caller keeps the results on disk).
+    """
     argv = [sys.executable, str(Path(__file__).resolve()), "--worker", "--ratio", str(args.ratio),
             "--max-params", str(args.max_params)]
     workers: list[Worker] = []
@@ -215,6 +242,7 @@ def sweep(names: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
         elif row.get("rss_mb", 0) > args.restart_mb:
             worker.stop()  # memory a big model left behind
         rows[index] = row
+        done(row)
         workers.append(worker)
         print(progress_line(index, len(names), row, time.perf_counter() - t0), file=sys.stderr, flush=True)
 
@@ -237,59 +265,6 @@ def progress_line(index: int, total: int, row: dict[str, Any], seconds: float) -
     return f"[{index + 1}/{total}] {row['spec']:55s} {status} {seconds:6.1f}s {why[:120]}"
 
 
-# ---------------------------------------------------------------------------- output
-def _pct(v: Any) -> str:
-    return "-" if v is None or v == "" else f"{float(v):.1%}"
-
-
-def _cell(text: Any) -> str:
-    return str(text or "").replace("|", "/").replace("\n", " ")[:220]
-
-
-def totals(rows: list[dict[str, Any]]) -> list[str]:
-    """One line per source: 'torchvision: SPA 80/80 (oracle 80), TP 72/80'."""
-    lines = []
-    for source in sorted({r["source"] for r in rows}, key=lambda s: (s != "torchvision", s)):
-        mine = [r for r in rows if r["source"] == source and not r.get("skipped")]
-        skipped = sum(1 for r in rows if r["source"] == source and r.get("skipped"))
-        n = len(mine)
-        spa = sum(bool(r.get("spa_ok")) for r in mine)
-        oracle = sum(bool(r.get("spa_oracle")) for r in mine)
-        tp = sum(bool(r.get("tp_ok")) for r in mine)
-        extra = f" ({skipped} skipped)" if skipped else ""
-        lines.append(f"{source}: SPA {spa}/{n} (oracle {oracle}), TP {tp}/{n}{extra}")
-    return lines
-
-
-def markdown(rows: list[dict[str, Any]], header: str) -> str:
-    out = [header, "", "| model | source | input | params (M) | SPA | oracle | SPA MACs -% | SPA s | TP | TP MACs -% "
-           "| TP s | SPA failure / note | TP failure |", "|" + "---|" * 13]
-    for r in rows:
-        if r.get("skipped"):
-            out.append(f"| {r['model']} | {r['source']} | - | - | skipped | | | | skipped | | | {_cell(r['skipped'])} | |")
-            continue
-        spa_note = r.get("spa_reason") or r.get("note") or ""
-        out.append(
-            f"| {r['model']} | {r['source']} | {r.get('input', '-')} | {r.get('params_m', '-')} | "
-            f"{'yes' if r.get('spa_ok') else 'no'} | {'yes' if r.get('spa_oracle') else 'no'} | "
-            f"{_pct(r.get('spa_macs_reduction'))} | {r.get('spa_seconds', '-')} | "
-            f"{'yes' if r.get('tp_ok') else 'no'} | {_pct(r.get('tp_macs_reduction'))} | {r.get('tp_seconds', '-')} | "
-            f"{_cell(spa_note)} | {_cell(r.get('tp_reason'))} |"
-        )
-    out += ["", "**Totals** (success / models run; oracle = SPA results whose oracle held):", ""]
-    out += [f"* {line}" for line in totals(rows)]
-    return "\n".join(out) + "\n"
-
-
-def write_outputs(rows: list[dict[str, Any]], stem: Path, header: str) -> None:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".md").write_text(markdown(rows, header))
-    with stem.with_suffix(".csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="specs: torchvision:cls|seg|det:NAME or timm:NAME")
@@ -303,6 +278,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1, help="models in parallel (one worker each)")
     parser.add_argument("--restart-mb", type=int, default=3000, help="restart a worker above this RSS")
     parser.add_argument("--output", type=Path, help="output stem (default results/coverage_torch[_quick])")
+    parser.add_argument("--resume", action="store_true", help="keep the rows already in the output CSV, run the rest")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.max_params = int(args.max_params)
@@ -313,23 +289,37 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker_main(args.ratio, args.max_params)
-    names = model_list(args)
-    t0 = time.perf_counter()
-    rows = sweep(names, args)
-    minutes = (time.perf_counter() - t0) / 60
     from importlib.metadata import version
 
     import torch
 
-    header = (
-        f"# PyTorch coverage: SPA vs Torch-Pruning {version('torch-pruning')} (ratio {args.ratio})\n\n"
-        f"torch {torch.__version__}; {len(names)} models; {minutes:.1f} min with {args.jobs} worker(s), "
-        "1 thread each. Generated by `benchmarks/coverage_torch.py`."
-    )
-    text = markdown(rows, header)
-    print(text)
+    names = model_list(args)
     stem = args.output or RESULTS / ("coverage_torch_quick" if args.quick else "coverage_torch")
-    write_outputs(rows, stem, header)
+    previous = load_rows(stem.with_suffix(".csv")) if args.resume else {}
+    finished = {n: previous[n] for n in names if n in previous}
+    todo = [n for n in names if n not in finished]
+    kept = len(finished)
+    order = {n: i for i, n in enumerate(names)}
+    t0 = time.perf_counter()
+
+    def header() -> str:
+        minutes = (time.perf_counter() - t0) / 60
+        resumed = f" ({kept} kept from an earlier run)" if kept else ""
+        return (
+            f"# PyTorch coverage: SPA vs Torch-Pruning {version('torch-pruning')} (ratio {args.ratio})\n\n"
+            f"torch {torch.__version__}; {len(finished)} of {len(names)} models done{resumed}; this run "
+            f"{minutes:.1f} min with {args.jobs} worker(s), 1 thread each, {args.timeout:.0f} s per model. "
+            "Generated by `benchmarks/coverage_torch.py`."
+        )
+
+    def done(row: dict[str, Any]) -> None:
+        finished[row["spec"]] = row
+        write_outputs(sorted(finished.values(), key=lambda r: order[r["spec"]]), stem, header())
+
+    sweep(todo, args, done)
+    rows = sorted(finished.values(), key=lambda r: order[r["spec"]])
+    write_outputs(rows, stem, header())
+    print(stem.with_suffix(".md").read_text())
     print(f"wrote {stem.with_suffix('.md')} and .csv", file=sys.stderr)
     return 0
 

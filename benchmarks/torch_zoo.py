@@ -135,6 +135,22 @@ def torchvision_names() -> list[str]:
     out = [f"torchvision:cls:{n}" for n in tvm.list_models(module=tvm)]
     out += [f"torchvision:seg:{n}" for n in tvm.list_models(module=tvm.segmentation)]
     out += [f"torchvision:det:{n}" for n in tvm.list_models(module=tvm.detection)]
+    return round_robin(out)
+
+
+def round_robin(specs: list[str]) -> list[str]:
+    """Every architecture's smallest variant first, then the next size of each, and so on.
+
+    A sweep cut short has then covered as many architectures as it could.
+    """
+    families: dict[str, list[str]] = {}
+    for spec in specs:
+        kind, _, name = spec.rpartition(":")
+        families.setdefault(f"{kind}:{architecture_stem(name)}", []).append(spec)
+    ordered = [sorted(v, key=lambda s: size_key(s.rpartition(":")[2])) for v in families.values()]
+    out = []
+    for depth in range(max(map(len, ordered), default=0)):
+        out += [v[depth] for v in ordered if depth < len(v)]
     return out
 
 

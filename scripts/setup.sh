@@ -13,10 +13,14 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # torch first, pinned: any other torch pulls gigabytes of CUDA packages.
 .venv/bin/pip install -q "torch==2.13.0"
-.venv/bin/pip install -q -c constraints.txt -e ".[torch,keras,jax,report,dev]"
+.venv/bin/pip install -q -c constraints.txt -e ".[torch,keras,jax,report,dev,zoo]"
 # Fashion-MNIST ships as a Debian package (no download at run time).
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null
+fi
+# Headless Chromium renders the HTML report in its test (Debian package; optional).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)) >/dev/null || echo "spa: chromium not installed; the report's browser test will be skipped"
 fi
 rm -f .venv/.spa-installed-*
 touch "$stamp"

@@ -13,7 +13,7 @@ import onnx
 
 from .analysis import Analysis, analyze
 from .criteria.base import Criterion, ScoringContext, get_criterion
-from .errors import FrameworkError, InvalidOptionError, UnprunableModelError
+from .errors import FrameworkError, HardcodedWidthError, InvalidOptionError, UnprunableModelError
 from .gradients.context import native_scoring_context, onnx_scoring_context
 from .importance import score_groups
 from .io import load_model
@@ -220,21 +220,67 @@ def prune(
             get_criterion(criterion), model, exported, prune_options.get("data"), prune_options.get("loss"),
             prune_options.get("seed", 0),
         )
-    result = prune_onnx(
-        exported.onnx, ratio=ratio, criterion=criterion, input_shapes=exported.input_shapes or None, **prune_options
-    )
-    result.exported = exported
     if target is None or target == exported.framework:
-        result.model = hook.spa_apply_plan(
-            model=model, plan=result.plan, exported=exported, pruned_onnx=result.onnx, options={"inplace": inplace}
-        )
-        if result.model is None:
-            raise FrameworkError(f"no installed SPA adapter applies plans to '{framework}' models")
+        result = _prune_and_apply(hook, model, exported, ratio, criterion, inplace, prune_options)
     else:
+        result = prune_onnx(
+            exported.onnx, ratio=ratio, criterion=criterion, input_shapes=exported.input_shapes or None, **prune_options
+        )
+        result.exported = exported
         result.model = hook.spa_convert_onnx(pruned_onnx=result.onnx, target=target, options={})
         if result.model is None:
             raise FrameworkError(f"no installed SPA adapter builds '{target}' models from ONNX")
     return result
+
+
+MAX_REPAIRS = 8  # prunings redone without the layers whose forward() hard-codes a pruned width
+
+
+def _prune_and_apply(hook: Any, model: Any, exported: ExportedModel, ratio: float, criterion: Any,
+                     inplace: bool, prune_options: dict[str, Any]) -> PruneResult:
+    """Prune the export and apply the plan to the native model.
+
+    When the pruned native model cannot run because a layer's forward() hard-codes a
+    width (the adapter raises :class:`HardcodedWidthError` naming that layer's
+    parameters and nodes), the pruning is redone with those parameters ignored (then,
+    if the same layer fails again, its nodes, which blocks its inputs too), up to
+    ``MAX_REPAIRS`` times (not in place: the model must be intact to retry). What was
+    left unpruned is listed in ``result.extras["auto_ignored"]``.
+    """
+    ignore = list(prune_options.pop("ignore", ()))
+    auto: list[str] = []
+    failure: HardcodedWidthError | None = None
+    for attempt in range(MAX_REPAIRS + 1):
+        if attempt and prune_options.get("scoring") is not None:
+            prune_options["scoring"].analysis = None  # scored again on the new analysis
+        if attempt:
+            prune_options.pop("analysis", None)
+        try:
+            result = prune_onnx(exported.onnx, ratio=ratio, criterion=criterion,
+                                input_shapes=exported.input_shapes or None, ignore=ignore, **prune_options)
+        except UnprunableModelError:
+            if failure is None:
+                raise
+            raise failure from None  # nothing is left once the layers at fault are ignored
+        result.exported = exported
+        try:
+            result.model = hook.spa_apply_plan(
+                model=model, plan=result.plan, exported=exported, pruned_onnx=result.onnx, options={"inplace": inplace}
+            )
+        except HardcodedWidthError as exc:
+            new = [p for p in exc.parameters if p not in ignore] or [n for n in exc.nodes if n not in ignore]
+            if inplace or not new or attempt == MAX_REPAIRS:
+                raise
+            ignore += new
+            auto.append(exc.where)
+            failure = exc
+            continue
+        if result.model is None:
+            raise FrameworkError(f"no installed SPA adapter applies plans to '{exported.framework}' models")
+        if auto:
+            result.extras["auto_ignored"] = auto
+        return result
+    raise AssertionError("unreachable")
 
 
 def apply_plan(

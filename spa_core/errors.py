@@ -27,3 +27,19 @@ class UnprunableModelError(SpaError):
 
 class FrameworkError(SpaError):
     """A framework adapter cannot handle this model (missing framework, subclassed model, ...)."""
+
+
+class HardcodedWidthError(FrameworkError):
+    """The pruned native model does not run: a layer's forward() hard-codes a pruned width.
+
+    ``parameters`` names the ONNX initializers of the layers at fault, ``nodes`` the ONNX
+    nodes they were exported to; :func:`spa_core.prune` prunes again with the parameters
+    ignored, then, if that was not enough, the nodes (which blocks the layers' inputs and
+    outputs too); what was left out is in ``result.extras["auto_ignored"]``.
+    """
+
+    def __init__(self, message: str, parameters: list[str], where: str, nodes: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.parameters = parameters
+        self.where = where
+        self.nodes = nodes or []

@@ -68,9 +68,11 @@ def group_layers(analysis: Analysis, group: ChannelGroup) -> list[GroupLayer]:
         writes = any(o in values for o in node.output if o)
         role = CARRIES if reads == writes else (CONSUMES if reads else PRODUCES)
         name = graph.node_name(index)
+        # A parameter shared by several nodes names none of them: label by the node then.
+        shared = any(len({i for i, _ in graph.consumers.get(p, [])}) > 1 for p in params)
         layers.append(
             GroupLayer(
-                layer=layer_label(params, name),
+                layer=name if shared else layer_label(params, name),
                 node=name,
                 op=node.op_type,
                 role=role,

@@ -6,7 +6,9 @@ Steps, each needed by mask propagation:
 2. Graph inputs get static shapes: those the user gave, and 1 for a symbolic batch
    dimension (axis 0). Any other dynamic dimension is an error naming the input.
 3. Shape inference, then folding of shape sub-graphs (``Shape -> Gather -> Concat ->
-   Reshape``) into constants, so every Reshape/Expand target is a known array.
+   Reshape``) into constants, so every Reshape/Expand target is a known array;
+   repeated while it folds something, since a folded Reshape target makes the shapes
+   after it static (tf2onnx's Einsum lowering chains several such Reshapes).
    Only integer computations (and small float ones derived from them) are folded:
    weights are never folded, so their names survive.
 4. Shapes that inference could not determine are read from an onnxruntime run.
@@ -32,6 +34,7 @@ InputShapes = Mapping[str, Sequence[int]]
 # Ops whose outputs only describe shapes; folded whenever their input shape is static.
 _SHAPE_OPS = {"Shape", "Size"}
 _MAX_FOLD_ELEMENTS = 1 << 16
+_MAX_FOLD_ROUNDS = 8
 
 
 def prepare(model: onnx.ModelProto, input_shapes: InputShapes | None = None) -> Graph:
@@ -43,8 +46,11 @@ def prepare(model: onnx.ModelProto, input_shapes: InputShapes | None = None) -> 
     _constants_to_initializers(m)
     _set_input_shapes(m, dict(input_shapes or {}))
     m = _infer(m)
-    m = _fold_shape_computations(m, weights)
-    m = _infer(m)
+    for _ in range(_MAX_FOLD_ROUNDS):  # a fold can make shapes further on static: repeat
+        count = len(m.graph.node)
+        m = _infer(_fold_shape_computations(m, weights))
+        if len(m.graph.node) == count:
+            break
     graph = Graph(m)
     graph.shapes, graph.dtypes = _collect_shapes(m)
     _fill_missing_shapes(graph)

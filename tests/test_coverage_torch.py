@@ -26,7 +26,7 @@ def test_torchvision_imports_with_compat_shim():
         pytest.skip("torchvision is not installed")
     code = (
         "import torch; from torchvision_compat import ensure_torchvision; ensure_torchvision();"
-        "import torchvision; m = torchvision.models.resnet18(); print(tuple(m(torch.randn(1, 3, 32, 32)).shape))"
+        "import torchvision; m = torchvision.models.resnet18().eval(); print(tuple(m(torch.randn(1, 3, 32, 32)).shape))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=BENCH, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -8,6 +8,8 @@ parameter binding and ``apply_plan`` are also checked on their own with a hand-m
 
 from __future__ import annotations
 
+import importlib.util
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -208,3 +210,16 @@ def test_save_msgpack(tmp_path):
     assert spa_save_model(res.model, str(path), "jax", {}) is True
     restored = flax.serialization.msgpack_restore(path.read_bytes())
     assert restored["head"]["kernel"].shape == res.model.head.kernel.shape
+
+
+def test_prune_with_target_torch():
+    """A Flax model pruned into a PyTorch module (through the pruned ONNX and onnx2torch)."""
+    torch = pytest.importorskip("torch")
+    if importlib.util.find_spec("onnx2torch") is None:  # imported by spa_keras.cross (torchvision stand-in)
+        pytest.skip("onnx2torch is not installed")
+    model, x = zoo.MODELS["nnx_resnet"]()
+    res = spa_core.prune(model, x, ratio=0.5, target="torch")
+    assert isinstance(res.model, torch.nn.Module) and not res.model.training  # BatchNorm: running stats
+    with torch.no_grad():
+        got = res.model(torch.from_numpy(np.asarray(x))).numpy()
+    np.testing.assert_allclose(got, run_onnx(res.onnx, x), atol=1e-4, rtol=1e-4)

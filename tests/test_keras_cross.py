@@ -23,9 +23,11 @@ if importlib.util.find_spec("onnx2torch") is None:  # imported by to_torch (torc
     pytest.skip("onnx2torch is not installed", allow_module_level=True)
 
 from spa_keras import zoo  # noqa: E402
+from spa_keras.apply import apply_plan  # noqa: E402
 from spa_keras.cross import onnx2torch_ready, to_torch  # noqa: E402
 
 import spa_core  # noqa: E402
+from spa_core.errors import FrameworkError  # noqa: E402
 from spa_core.runtime import run_model  # noqa: E402
 
 
@@ -58,3 +60,20 @@ def test_auto_pad_same_upper_becomes_explicit_pads():
     feeds = {"x": np.random.default_rng(1).standard_normal((1, 2, 7, 7)).astype(np.float32)}
     np.testing.assert_allclose(run_model(ready, feeds)["y"], run_model(model, feeds)["y"], rtol=1e-6)
     np.testing.assert_allclose(_torch_output(to_torch(model), feeds["x"]), run_model(model, feeds)["y"], rtol=1e-5, atol=1e-6)
+
+
+def test_prune_with_target_torch():
+    """``spa_core.prune(keras_model, x, target="torch")`` returns a torch module equal to the pruned ONNX."""
+    model, x = zoo.resnet()
+    res = spa_core.prune(model, x, ratio=0.3, target="torch")
+    assert isinstance(res.model, torch.nn.Module)
+    expected = next(iter(run_model(res.onnx, {res.onnx.graph.input[0].name: x}).values()))
+    np.testing.assert_allclose(_torch_output(res.model, x), expected, rtol=1e-4, atol=1e-5)
+    native = apply_plan(model, res.plan, res.exported)  # the same plan applied to Keras
+    np.testing.assert_allclose(_torch_output(res.model, x), np.asarray(native(x)), rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_target_is_refused():
+    model, x = zoo.resnet()
+    with pytest.raises(FrameworkError, match="mxnet"):
+        spa_core.prune(model, x, ratio=0.3, target="mxnet")

@@ -144,10 +144,14 @@ def test_multihead_attention_prunes_whole_heads():
     assert attn.num_heads == 2 and attn.head_dim == 4
 
 
-def test_hard_coded_widths_get_a_clear_error():
+def test_hard_coded_widths_are_left_unpruned_or_get_a_clear_error():
     model, x = zoo.build("vit")  # its attention reshapes to a fixed head count in forward()
-    with pytest.raises(FrameworkError, match="hard-codes a width"):
-        spa_core.prune(model, x, ratio=0.5)
+    result = spa_core.prune(model, x, ratio=0.5)  # pruned again without the attention layers
+    assert result.extras["auto_ignored"] and result.report.macs_reduction > 0
+    with torch.no_grad():
+        result.model(x)
+    with pytest.raises(FrameworkError, match="hard-codes a width"):  # in place there is no second try
+        spa_core.prune(model, x, ratio=0.5, inplace=True)
 
 
 def test_cli_refuses_pickles_without_trust(tmp_path):

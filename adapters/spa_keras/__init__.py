@@ -7,7 +7,8 @@
   (:mod:`spa_keras.layers`) turn them into new widths, the Functional or Sequential model
   is rebuilt (:mod:`spa_keras.rebuild`);
 * ``.keras`` files (:mod:`spa_keras.saving`); the hooks are in :mod:`spa_keras.plugin`;
-* :func:`to_torch`: the pruned ONNX model as a PyTorch module (onnx2torch).
+* :func:`to_torch`: the pruned ONNX model as a PyTorch module (onnx2torch); it backs
+  ``spa_core.prune(model, x, target="torch")`` for every source framework.
 
 Keras and TensorFlow are imported only when needed.
 """

@@ -34,11 +34,16 @@ _PADDED_OPS = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool"}
 
 
 def to_torch(pruned_onnx: onnx.ModelProto | str | bytes) -> Any:
-    """A ``torch.nn.Module`` (a ``torch.fx.GraphModule``) computing the ONNX model."""
+    """A ``torch.nn.Module`` (a ``torch.fx.GraphModule``) computing the ONNX model.
+
+    The module is returned in eval mode, as the ONNX model computes inference: an ONNX
+    BatchNormalization becomes ``nn.BatchNorm*d``, which in train mode would normalise by
+    the batch's statistics instead of the running ones. Call ``.train()`` to fine-tune.
+    """
     convert = _onnx2torch_convert()
     model = onnx2torch_ready(load_model(pruned_onnx))
     try:
-        return convert(model)
+        return convert(model).eval()
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FrameworkError(f"onnx2torch could not convert the model: {first}") from exc
@@ -166,6 +171,9 @@ def _explicit_pads(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> None:
 
 # ---------------------------------------------------------------- importing onnx2torch
 def _onnx2torch_convert() -> Callable[[onnx.ModelProto], Any]:
+    from spa_torch.torchvision_compat import ensure_torchvision
+
+    ensure_torchvision()  # onnx2torch imports torchvision, whose CUDA build breaks on a CPU torch
     try:
         from onnx2torch import convert
 

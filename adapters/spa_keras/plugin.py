@@ -63,3 +63,20 @@ def spa_save_model(model: Any, path: str, framework: str, options: dict[str, Any
 
     save(model, path)
     return True
+
+
+TORCH_TARGETS = ("torch", "pytorch")
+
+
+@hookimpl
+def spa_convert_onnx(pruned_onnx: Any, target: str, options: dict[str, Any]) -> Any:
+    """``target="torch"``: the pruned ONNX model as a PyTorch module (onnx2torch).
+
+    Works for a pruning of any source framework, since it only reads the pruned ONNX
+    (``spa_core.prune(keras_model, x, target="torch")``, likewise for Flax or ONNX).
+    """
+    if target not in TORCH_TARGETS:
+        return None
+    from .cross import to_torch
+
+    return to_torch(pruned_onnx)

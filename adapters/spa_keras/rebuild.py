@@ -44,7 +44,15 @@ class _Rebuilder:
         if inputs is not None:
             flat = [keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype) for t in keras.tree.flatten(inputs)]
             inputs = flat if isinstance(model.input, list | tuple) else flat[0]
-        return keras.models.clone_model(model, input_tensors=inputs, clone_function=self.clone, call_function=self.call)
+        # clone_model re-compiles a compiled model from its config, which raises for a lambda
+        # loss (e.g. after spa_core.workflows.finetune); rebuild() copies the compile tolerantly.
+        compiled = getattr(model, "compiled", False)
+        model.compiled = False
+        try:
+            return keras.models.clone_model(model, input_tensors=inputs, clone_function=self.clone,
+                                            call_function=self.call)
+        finally:
+            model.compiled = compiled
 
     def clone(self, layer: Any) -> Any:
         if is_graph_model(layer):

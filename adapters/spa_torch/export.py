@@ -21,6 +21,8 @@ from onnx import numpy_helper
 from spa_core.errors import FrameworkError, InvalidOptionError
 from spa_core.types import ExportedModel, ParamBinding
 
+from .symbolics import register_symbolics
+
 DEFAULT_OPSET = 17
 
 
@@ -64,6 +66,7 @@ def export_module(model: torch.nn.Module, example_inputs: Any, options: dict[str
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)  # the fused MHA kernel has no ONNX export
     try:
+        register_symbolics()
         with torch.no_grad():
             torch.onnx.export(
                 model, inputs, buf, dynamo=False, do_constant_folding=False, opset_version=opset,

@@ -46,7 +46,7 @@ def spa_apply_plan(model: Any, plan: Any, exported: ExportedModel, pruned_onnx: 
     register_updaters(model)  # transformers/timm attention: head counts follow the pruned weights
     pruned = apply_plan_to_module(model, plan, exported, inplace=bool(options.get("inplace")))
     if options.get("validate", True) and exported.extras.get("example_inputs") is not None:
-        check_against_onnx(pruned, pruned_onnx, exported.extras["example_inputs"], VALIDATION_RTOL)
+        check_against_onnx(pruned, pruned_onnx, exported.extras["example_inputs"], VALIDATION_RTOL, exported)
     return pruned
 
 

@@ -8,8 +8,11 @@ import numpy as np
 import onnx
 import torch
 
-from spa_core.errors import FrameworkError
+from spa_core.errors import FrameworkError, HardcodedWidthError
 from spa_core.runtime import run_model
+from spa_core.types import ExportedModel
+
+from .culprit import failing_module, onnx_nodes_under, onnx_parameters_under, same_code_modules
 
 
 def flatten_outputs(out: Any) -> list[torch.Tensor]:
@@ -47,19 +50,36 @@ def relative_error(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return worst
 
 
-def check_against_onnx(module: torch.nn.Module, pruned_onnx: onnx.ModelProto, inputs: tuple, rtol: float) -> float:
-    """Raise when the pruned module disagrees with the pruned ONNX (a width hard-coded in forward())."""
+def check_against_onnx(module: torch.nn.Module, pruned_onnx: onnx.ModelProto, inputs: tuple, rtol: float,
+                       exported: ExportedModel | None = None) -> float:
+    """Raise when the pruned module disagrees with the pruned ONNX (a width hard-coded in forward()).
+
+    With ``exported``, a pruned module that fails to run raises :class:`HardcodedWidthError`
+    naming the parameters of the layers at fault, so that the pruning can be redone without them.
+    """
     names = [i.name for i in pruned_onnx.graph.input if i.name not in {t.name for t in pruned_onnx.graph.initializer}]
     feeds = {n: x.detach().cpu().numpy() for n, x in zip(names, inputs)}
     expected = list(run_model(pruned_onnx, feeds).values())
     try:
         got = module_outputs(module, inputs)
     except Exception as exc:
-        raise FrameworkError(
-            f"the pruned {type(module).__name__} fails to run ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-            "its forward() probably hard-codes a width (a reshape to a fixed size or head count). "
+        where = failing_module(module, exc)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        message = (
+            f"the pruned {type(module).__name__} fails to run ({type(exc).__name__}: {first})"
+            + (f" in '{where}' ({type(module.get_submodule(where)).__name__})" if where else "")
+            + "; its forward() probably hard-codes a width (a reshape to a fixed size or head count). "
             "Use the pruned ONNX model (result.onnx), or --ignore that layer"
-        ) from None
+        )
+        if exported is not None and where is not None:
+            layers = same_code_modules(module, where)
+            params = onnx_parameters_under(layers, exported)
+            nodes = onnx_nodes_under(layers, exported)
+            if params or nodes:
+                raise HardcodedWidthError(
+                    message, params, f"{where} ({type(module.get_submodule(where)).__name__})", nodes
+                ) from None
+        raise FrameworkError(message) from None
     err = relative_error(got, expected)
     if err > rtol:
         raise FrameworkError(

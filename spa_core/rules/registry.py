@@ -79,6 +79,7 @@ def load_builtin_rules() -> RuleRegistry:
     """Import every rule family module (each registers its rules) and return the registry."""
     from . import (  # noqa: F401  (imported for their registrations)
         conv,
+        einsum,
         elementwise,
         linear,
         normalization,

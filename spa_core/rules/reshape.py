@@ -116,9 +116,21 @@ def reshape(ctx: RuleContext) -> None:
 
 @rule(["Flatten", "Squeeze", "Unsqueeze"])
 def flatten_like(ctx: RuleContext) -> None:
-    """Axis lists of Squeeze/Unsqueeze and Flatten's axis never change when pruning."""
+    """Axis lists of Squeeze/Unsqueeze and Flatten's axis never change when pruning.
+
+    A squeezed axis holds one element: removing it would leave no tensor at all (the
+    ``q``/``k``/``v`` pieces of a fused projection split on the ``3`` axis), so it is a
+    barrier; a reshape above it then moves its pivot to the heads axis.
+    """
     tie_reshape(ctx)
     ctx.control(1)
+    if ctx.op_type == "Squeeze":
+        shape = ctx.in_shape(0)
+        axes = ctx.const(1) if ctx.has_input(1) else ctx.attr("axes")
+        if axes is None:
+            axes = [a for a, n in enumerate(shape) if n == 1]
+        for a in np.asarray(axes, dtype=np.int64).ravel().tolist():
+            ctx.block(ctx.inp(0, a % len(shape)), "squeezed axis")
 
 
 @rule("Transpose")

@@ -1,13 +1,18 @@
 """Hugging Face ``transformers`` support for the PyTorch adapter.
 
-Prune whole attention heads (whole key/value groups under grouped-query attention) and
-MLP hidden units of ``transformers`` models, and get a ``transformers`` model back whose
-config matches its weights::
+Prune whole attention heads (whole key/value groups under grouped-query attention),
+MLP hidden units and, for RMSNorm models, the embedding width of ``transformers`` models,
+and get a ``transformers`` model back whose config matches its weights::
 
     from spa_torch.hf import prune_transformer, load_pruned
     out = prune_transformer(model, ratio=0.5)        # model: e.g. LlamaForCausalLM
+    out = prune_transformer(model, ratio=0.5, hidden=True)   # the residual stream too
     out.model.save_pretrained("pruned")              # out.fit.exact: config says it all
     again = load_pruned("pruned")                    # works either way
+
+timm's transformers (ViT, DeiT, Swin) need nothing from this package beyond the
+attention updaters the PyTorch adapter registers itself: ``spa_core.prune`` prunes their
+heads and MLP units. :mod:`.tiny` builds small random-weight models of every family.
 
 ``transformers`` is imported only by :func:`load_pruned`; the rest works on any
 ``PreTrainedModel`` it is given.

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .hidden import embedding_width, rms_norms
 from .modules import attention_layers, is_conv1d, out_width
 
 # Names (suffixes) of the first projection of an MLP block, across model families.
@@ -27,6 +28,8 @@ MLP_INPUT_NAMES = (
     "mlp.up_proj", "mlp.gate_proj", "mlp.fc1", "mlp.c_fc", "mlp.fc_in", "mlp.dense_h_to_4h",
     "intermediate.dense", "ffn.lin1", "feed_forward.w1", "fc1",
 )
+# Fused MLP input projections and how many equal parts their output holds (Phi-3: gate, up).
+FUSED_MLP_INPUTS = {"mlp.gate_up_proj": 2}
 # Config fields that hold the MLP width, across model families.
 MLP_WIDTH_FIELDS = ("intermediate_size", "n_inner", "hidden_dim", "ffn_dim", "mlp_dim")
 OVERRIDES_KEY = "spa_pruning"
@@ -41,27 +44,34 @@ class ConfigFit:
         overrides: parameter name -> shape, for parameters the config builds wrong
             (empty when the config alone describes the model).
         notes: why overrides were needed, in words.
+        epsilons: module name -> RMSNorm epsilon, for norms the config builds with
+            another one (a pruned embedding width rescales the epsilon of the norms
+            over it, not of per-head norms; see :mod:`.hidden`).
     """
 
     changes: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, list[int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    epsilons: dict[str, float] = field(default_factory=dict)
 
     @property
     def exact(self) -> bool:
         """Whether ``from_pretrained`` rebuilds the model from the config alone."""
-        return not self.overrides
+        return not self.overrides and not self.epsilons
 
 
 def mlp_widths(model: nn.Module) -> dict[str, int]:
     """Hidden width of every MLP block (by the name of its input projection)."""
     widths = {}
+    parts = {**dict.fromkeys(MLP_INPUT_NAMES, 1), **FUSED_MLP_INPUTS}
     for name, m in model.named_modules():
-        if (isinstance(m, nn.Linear) or is_conv1d(m)) and any(
-            name == s or name.endswith("." + s) for s in MLP_INPUT_NAMES
-        ):
-            block = name.rsplit(".", 1)[0] if "." in name else name
-            widths.setdefault(block, out_width(m))
+        if not (isinstance(m, nn.Linear) or is_conv1d(m)):
+            continue
+        for suffix, k in parts.items():
+            if name == suffix or name.endswith("." + suffix):
+                block = name.rsplit(".", 1)[0] if "." in name else name
+                widths.setdefault(block, out_width(m) // k)
+                break
     return widths
 
 
@@ -74,7 +84,11 @@ def _has_field(config: Any, name: str) -> bool:
 
 
 def candidate_changes(model: nn.Module, config: Any) -> list[tuple[str, dict[str, Any]]]:
-    """Candidate config changes, most complete first (heads and MLP, MLP only, heads only)."""
+    """Candidate config changes, most complete first (heads and MLP, MLP only, heads only).
+
+    A pruned embedding width (and the RMSNorm epsilon that goes with it, see
+    :mod:`.hidden`) is part of every candidate but the last, the unchanged config.
+    """
     heads = list(attention_layers(model).values())
     head_changes: dict[str, Any] = {}
     q = _uniform([h.query for h in heads])
@@ -89,8 +103,41 @@ def candidate_changes(model: nn.Module, config: Any) -> list[tuple[str, dict[str
     width = _uniform(list(mlp_widths(model).values()))
     if width is not None:
         mlp_changes = {f: width for f in MLP_WIDTH_FIELDS if _has_field(config, f)}
+    width = embedding_width(model)
+    hidden_changes: dict[str, Any] = {}
+    if width is not None and width != getattr(config, "hidden_size", width):
+        hidden_changes = {"hidden_size": width}
+        if dim is not None and _has_field(config, "head_dim"):  # else derived from the new width
+            hidden_changes["head_dim"] = dim
+        eps = {m.variance_epsilon for m in rms_norms(model).values() if m.weight.numel() == width}
+        if len(eps) == 1 and _has_field(config, "rms_norm_eps"):
+            hidden_changes["rms_norm_eps"] = eps.pop()
     out = [("heads and MLP", {**head_changes, **mlp_changes}), ("MLP", mlp_changes), ("heads", head_changes)]
+    out = [(label, {**hidden_changes, **c}) for label, c in out]
+    if hidden_changes:
+        out.append(("embedding width", hidden_changes))
     return [(label, c) for label, c in out if c] + [("none", {})]
+
+
+def _build(model: nn.Module, config: Any) -> nn.Module | None:
+    """``model``'s class built from ``config`` on the ``meta`` device (``None`` if it cannot be)."""
+    try:
+        with torch.device("meta"):
+            return type(model)(config)
+    except Exception:
+        return None
+
+
+def epsilon_mismatches(model: nn.Module, config: Any) -> dict[str, float]:
+    """RMSNorm epsilons of ``model`` that a model built from ``config`` would not have."""
+    fresh = _build(model, config)
+    if fresh is None:
+        return {}
+    built = {n: getattr(m, "variance_epsilon", None) for n, m in fresh.named_modules()}
+    return {
+        n: m.variance_epsilon for n, m in model.named_modules()
+        if isinstance(getattr(m, "variance_epsilon", None), float) and built.get(n) != m.variance_epsilon
+    }
 
 
 def shape_mismatches(model: nn.Module, config: Any) -> dict[str, list[int]] | None:
@@ -98,10 +145,8 @@ def shape_mismatches(model: nn.Module, config: Any) -> dict[str, list[int]] | No
 
     ``None`` when ``config`` cannot even build the model class (an invalid head count).
     """
-    try:
-        with torch.device("meta"):
-            fresh = type(model)(config)
-    except Exception:
+    fresh = _build(model, config)
+    if fresh is None:
         return None
     fresh_shapes = {n: tuple(t.shape) for n, t in fresh.state_dict().items()}
     return {
@@ -135,6 +180,12 @@ def fit_config(model: nn.Module, config: Any) -> ConfigFit:
     assert best is not None  # "none" always builds: it is the model's own config
     if best.overrides:
         best.notes += _why(model, config, best)
+    best.epsilons = epsilon_mismatches(model, _with_changes(config, best.changes))
+    if best.epsilons:
+        best.notes.append(
+            f"{len(best.epsilons)} RMSNorms keep an epsilon that the config's single one cannot express "
+            f"(norms of another width than the pruned embedding width); stored in config.{OVERRIDES_KEY}"
+        )
     return best
 
 
@@ -142,7 +193,8 @@ def _why(model: nn.Module, config: Any, fit: ConfigFit) -> list[str]:
     """In words: which pruned parts the config could not express, and why."""
     notes = []
     layers = attention_layers(model)
-    if any(n.startswith(a + ".") for n in fit.overrides for a in layers):
+    in_attention = {n for n in fit.overrides if any(n.startswith(a + ".") for a in layers)}
+    if in_attention:
         kinds = {(h.query, h.key_value, h.head_dim) for h in layers.values()}
         if len(kinds) > 1:
             notes.append("attention layers keep different numbers of heads, which no config expresses")
@@ -153,7 +205,8 @@ def _why(model: nn.Module, config: Any, fit: ConfigFit) -> list[str]:
                 "(it derives the head width from the hidden size and the head count)"
             )
     blocks = mlp_widths(model)
-    if any(n.startswith(b + ".") for n in fit.overrides for b in blocks):
+    # an MLP block may be the whole layer (OPT's fc1/fc2): attention shapes are not its doing
+    if any(n.startswith(b + ".") for n in set(fit.overrides) - in_attention for b in blocks):
         if _uniform(list(blocks.values())) is None:
             notes.append("MLP blocks keep different widths, which no config expresses")
         else:
@@ -166,7 +219,7 @@ def apply_fit(config: Any, fit: ConfigFit) -> None:
     """Write ``fit`` into ``config`` in place (the object the model's modules share)."""
     for k, v in fit.changes.items():
         setattr(config, k, v)
-    if fit.overrides:
-        setattr(config, OVERRIDES_KEY, {"shapes": fit.overrides, "notes": fit.notes})
+    if not fit.exact:
+        setattr(config, OVERRIDES_KEY, {"shapes": fit.overrides, "epsilons": fit.epsilons, "notes": fit.notes})
     elif hasattr(config, OVERRIDES_KEY):
         delattr(config, OVERRIDES_KEY)

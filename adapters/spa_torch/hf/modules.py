@@ -7,13 +7,14 @@ modules keep head counts (``num_heads``, ``num_attention_heads``, ``n_heads``,
 ``split_size``) that their ``forward`` reads; this module recomputes them from the
 projection widths, which SPA always prunes in whole heads. Families are recognised by
 their projection names, so the many copies of the same attention in ``transformers``
-(BERT, RoBERTa, ViT, DeiT, LLaMA, Mistral, Qwen2...) and timm's fused-``qkv`` attention
-(ViT, DeiT, Swin) need no per-class code.
+(BERT, RoBERTa, ViT, DeiT, LLaMA, Mistral, Qwen2...), GPT-2's, GPT-NeoX's and Phi-3's
+fused projections and timm's fused-``qkv`` attention (ViT, DeiT, Swin) need no per-class code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -73,6 +74,10 @@ def _projections(m: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module] | None:
 def attention_heads(m: nn.Module) -> AttentionHeads | None:
     """The head layout read from ``m``'s projection widths, or ``None`` if ``m`` is not attention."""
     head_dim = _head_dim(m)
+    fused = getattr(m, "query_key_value", None)  # GPT-NeoX: (q, k, v) of each head side by side, no head count
+    if isinstance(fused, nn.Linear) and head_dim and not any(hasattr(m, n) for n in QUERY_HEAD_NAMES):
+        heads = out_width(fused) // 3 // head_dim
+        return AttentionHeads(heads, heads, head_dim)
     if head_dim is None or not any(hasattr(m, n) for n in (*QUERY_HEAD_NAMES, "num_key_value_groups")):
         return None
     qkv = _projections(m)
@@ -88,6 +93,10 @@ def attention_heads(m: nn.Module) -> AttentionHeads | None:
     if isinstance(fused, nn.Linear):
         heads = out_width(fused) // 3 // head_dim
         return AttentionHeads(heads, heads, head_dim)
+    fused, out = getattr(m, "qkv_proj", None), getattr(m, "o_proj", None)  # Phi-3: [q | k | v] heads
+    if isinstance(fused, nn.Linear) and isinstance(out, nn.Linear):
+        query = int(out.weight.shape[1]) // head_dim
+        return AttentionHeads(query, (out_width(fused) - query * head_dim) // (2 * head_dim), head_dim)
     return None
 
 
@@ -110,6 +119,47 @@ def update_attention(m: nn.Module, old: dict) -> None:
             setattr(m, name, heads.query * heads.head_dim)
     if isinstance(getattr(m, "split_size", None), int):
         m.split_size = heads.query * heads.head_dim
+    # a forward that reads head counts from the model's config (Phi-3) gets a view of it
+    # with its own counts: the shared config still describes the unpruned model (and
+    # cannot describe uneven layers)
+    config = getattr(m, "config", None)
+    if isinstance(config, HeadCounts):
+        config = config.base
+    counts = {"num_attention_heads": heads.query, "num_key_value_heads": heads.key_value}
+    counts = {k: v for k, v in counts.items() if hasattr(config, k)}
+    if config is not None and counts:
+        m.config = HeadCounts(config, counts) if any(getattr(config, k) != v for k, v in counts.items()) else config
+
+
+class HeadCounts:
+    """A model config as one pruned attention module sees it: its own head counts, the rest shared.
+
+    Everything but the head counts is read from and written to ``base``, so switching the
+    model's attention implementation still reaches the module.
+    """
+
+    def __init__(self, base: Any, counts: dict[str, int]):
+        self.__dict__.update(base=base, counts=dict(counts))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or "counts" not in self.__dict__:
+            raise AttributeError(name)
+        counts = self.__dict__["counts"]
+        return counts[name] if name in counts else getattr(self.__dict__["base"], name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.counts:
+            self.counts[name] = value
+        else:
+            setattr(self.base, name, value)
+
+
+def share_config(model: nn.Module) -> None:
+    """Give modules back the model's own config where it now says what their head-count view says."""
+    for m in model.modules():
+        view = getattr(m, "config", None)
+        if isinstance(view, HeadCounts) and all(getattr(view.base, k) == v for k, v in view.counts.items()):
+            m.config = view.base
 
 
 def update_conv1d(m: nn.Module, old: dict) -> None:

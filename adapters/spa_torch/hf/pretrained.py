@@ -5,11 +5,13 @@ with no overrides), a pruned model is an ordinary ``transformers`` model:
 ``save_pretrained`` / ``from_pretrained`` need nothing from SPA.
 
 Otherwise (fewer heads of a derived width, uneven layers) the config keeps the shapes it
-cannot express in ``config.spa_pruning["shapes"]`` and :func:`load_pruned` rebuilds the
-model: a subclass of the model class (same name) resizes those parameters right after
-``__init__``, before ``transformers`` loads the checkpoint, so its own loader (key
-renaming, tied weights, shards, dtypes) does the rest. Plain ``from_pretrained`` on
-such a checkpoint refuses with a size-mismatch error; it never loads wrong shapes.
+cannot express in ``config.spa_pruning["shapes"]`` (and RMSNorm epsilons it cannot
+express in ``["epsilons"]``) and :func:`load_pruned` rebuilds the model: a subclass of
+the model class (same name) resizes those parameters right after ``__init__``, before
+``transformers`` loads the checkpoint, so its own loader (key renaming, tied weights,
+shards, dtypes) does the rest. Plain ``from_pretrained`` on a checkpoint with other
+shapes refuses with a size-mismatch error; it never loads wrong shapes. (One whose only
+override is an epsilon loads, with that epsilon wrong: use :func:`load_pruned`.)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from spa_core.plan import ParameterPlan, Plan
 from spa_core.types import ExportedModel, ParamBinding
 
 from ..apply import apply_plan_to_module
+from ..torchvision_compat import ensure_torchvision
 from .config import OVERRIDES_KEY
 from .modules import register_updaters
 
@@ -57,13 +60,16 @@ def resize_parameters(model: nn.Module, shapes: dict[str, list[int]]) -> None:
 
 @functools.cache
 def pruned_class(cls: type) -> type:
-    """``cls`` whose instances resize themselves to ``config.spa_pruning['shapes']``."""
+    """``cls`` whose instances resize themselves to ``config.spa_pruning['shapes']`` (and set
+    the RMSNorm epsilons of ``config.spa_pruning['epsilons']``)."""
 
     def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
         cls.__init__(self, config, *args, **kwargs)
-        shapes = (getattr(config, OVERRIDES_KEY, None) or {}).get("shapes")
-        if shapes:
-            resize_parameters(self, shapes)
+        overrides = getattr(config, OVERRIDES_KEY, None) or {}
+        if overrides.get("shapes"):
+            resize_parameters(self, overrides["shapes"])
+        for name, eps in (overrides.get("epsilons") or {}).items():
+            self.get_submodule(name).variance_epsilon = float(eps)
 
     return type(cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__,
                                         "__qualname__": cls.__qualname__})
@@ -77,6 +83,7 @@ def save_pruned(model: nn.Module, path: str | Path, plan: Plan | None = None, **
 
 
 def _model_class(config: Any) -> type:
+    ensure_torchvision()  # transformers' image utilities import torchvision
     import transformers
 
     names = getattr(config, "architectures", None) or []
@@ -93,6 +100,7 @@ def load_pruned(path: str | Path, model_class: type | None = None, **kwargs: Any
     ``model_class`` defaults to the config's ``architectures[0]``; keyword arguments go
     to ``from_pretrained``.
     """
+    ensure_torchvision()  # transformers' image utilities import torchvision
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(path)

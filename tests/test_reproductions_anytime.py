@@ -1,0 +1,64 @@
+"""The "pruning at any time" reproductions run end to end in their ``--quick`` form.
+
+Each script runs in a subprocess (as a user would run it) writing to a temporary folder;
+the Markdown table, the CSV and the PNG must be there, with one row per method and
+setting and every accuracy in [0, 1].
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spa_core.datasets import fashion_mnist_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(
+    not (fashion_mnist_dir() / "train-images-idx3-ubyte.gz").is_file(), reason="Fashion-MNIST is not installed"
+)
+
+
+def run_quick(script: str, out: Path, name: str) -> list[dict[str, str]]:
+    """Run ``reproductions/SCRIPT --quick`` and return the CSV rows it wrote."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "reproductions" / script), "--quick", "--out-dir", str(out), "--name", name],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for ext in ("md", "csv", "png"):
+        path = out / f"{name}.{ext}"
+        assert path.is_file() and path.stat().st_size > 0, f"{path} missing"
+    assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with (out / f"{name}.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    table = [line for line in (out / f"{name}.md").read_text().splitlines() if line.startswith("|")]
+    assert "accuracy" in table[0] and len(table) == len(rows) + 2  # header, rule, one line per row
+    for row in rows:
+        assert 0.0 <= float(row["accuracy"]) <= 1.0, row
+    return rows
+
+
+def test_before_training_quick(tmp_path: Path) -> None:
+    rows = run_quick("before_training.py", tmp_path, "bt")
+    seen = {(r["criterion"], float(r["sparsity"])) for r in rows}
+    assert ("dense", 0.0) in seen
+    for criterion in ("snip", "grasp", "crop", "l1", "random"):
+        assert (criterion, 0.9) in seen
+    for r in rows:
+        if r["criterion"] != "dense":  # the parameter budget is met
+            assert float(r["params_kept"]) <= 1.0 - float(r["sparsity"]) + 1e-6, r
+
+
+def test_no_finetune_quick(tmp_path: Path) -> None:
+    rows = run_quick("no_finetune.py", tmp_path, "nf")
+    methods = {r["method"] for r in rows}
+    assert methods == {"dense", "obspa-data", "obspa-bn", "obspa-gauss", "l1", "tp-magnitude", "tp-hessian"}
+    for r in rows:
+        if r["method"] != "dense":  # every method reaches (about) the same MACs
+            assert abs(float(r["macs_removed"]) - float(r["macs_target"])) < 0.05, r
+    text = (tmp_path / "nf.md").read_text()
+    assert "OBSPA seconds per model" in text and "Data-free synthesis" in text

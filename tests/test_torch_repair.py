@@ -1,0 +1,90 @@
+"""A pruned module whose forward() hard-codes a width is pruned again without that layer.
+
+``spa_core.prune`` applies the plan to the ``nn.Module``; when the result cannot run
+(here a ``split`` with fixed sizes), the adapter names the layer at fault from the
+traceback and the pruning is redone with its parameters ignored. The oracle holds on
+what is pruned, and what was left out is reported.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+import spa_core
+from spa_core.errors import FrameworkError
+from spa_core.testing import assert_oracle
+
+
+class FixedSplit(nn.Module):
+    """Splits its input into two fixed halves of 8 channels: pruning that width breaks it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.split([8, 8], dim=1)
+        return self.conv(a) * b
+
+
+class PartialConv(nn.Module):
+    """FasterNet's partial convolution: only the first 4 of 16 channels are convolved."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.split([4, 12], dim=1)
+        return torch.cat((self.conv(a), b), 1)
+
+
+class Net(nn.Module):
+    def __init__(self, blocks: int = 3) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.blocks = nn.ModuleList(nn.Sequential(FixedSplit(), nn.Conv2d(8, 16, 3, padding=1)) for _ in range(blocks))
+        self.tail = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 4, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for block in self.blocks:
+            x = torch.relu(block(x))
+        return self.tail(x)
+
+
+def test_hardcoded_split_is_left_unpruned_and_the_rest_is_pruned():
+    torch.manual_seed(0)
+    model, x = Net().eval(), torch.randn(1, 3, 8, 8)
+    res = spa_core.prune(model, x, ratio=0.5, criterion="l1")
+    assert res.extras["auto_ignored"], "the split should have been found"
+    assert all("FixedSplit" in w for w in res.extras["auto_ignored"])
+    assert res.report.macs_reduction > 0.1  # the tail's hidden width is still pruned
+    assert res.model.tail[0].out_channels == 16
+    assert_oracle(res, rtol=1e-4)
+    with torch.no_grad():
+        res.model(x)
+
+
+def test_a_layer_whose_input_width_is_hardcoded_is_blocked_with_its_input():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), PartialConv(), nn.Conv2d(16, 32, 1), nn.ReLU(), nn.Conv2d(32, 4, 1))
+    x = torch.randn(1, 3, 8, 8)
+    res = spa_core.prune(model.eval(), x, ratio=0.5)
+    assert len(res.extras["auto_ignored"]) == 2  # its weights first, then its nodes (its input)
+    assert res.model[0].out_channels == 16 and res.model[2].out_channels == 16
+    assert_oracle(res, rtol=1e-4)
+
+
+def test_a_model_without_hardcoded_widths_reports_nothing():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 1)).eval()
+    res = spa_core.prune(model, torch.randn(1, 3, 8, 8), ratio=0.5)
+    assert "auto_ignored" not in res.extras
+
+
+def test_inplace_pruning_does_not_retry():
+    model, x = Net().eval(), torch.randn(1, 3, 8, 8)
+    with pytest.raises(FrameworkError, match="hard-codes a width"):
+        spa_core.prune(model, x, ratio=0.5, inplace=True)
