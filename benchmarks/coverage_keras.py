@@ -1,6 +1,7 @@
 """Coverage of keras.applications: prune every architecture and check the result.
 
-Each architecture is built with ``weights=None`` (nothing is downloaded) at a small input
+Each architecture is built with ``weights=None`` (nothing is downloaded) and a logits head
+(``classifier_activation=None``: a saturated softmax would hide errors) at a small input
 size, its BatchNormalization statistics randomised (so a wrong binding shows), pruned at
 ``--ratio`` (0.3) with ``spa_core.prune``, and checked three ways:
 
@@ -72,11 +73,14 @@ def run_one(name: str, ratio: float) -> dict[str, Any]:
     import spa_core
     from spa_core.testing import assert_oracle
 
-    row: dict[str, Any] = {"model": name, "success": False, "oracle": False, "keras_onnx": None}
+    row: dict[str, Any] = {"model": name, "success": False, "oracle": False, "keras_onnx": None, "head": "logits"}
     size = SIZES.get(name, DEFAULT_SIZE)
     t0 = time.perf_counter()
     try:
-        model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=CLASSES)
+        # logits, not softmax: a saturated softmax would hide differences in the checks
+        model = getattr(keras.applications, name)(
+            weights=None, input_shape=(size, size, 3), classes=CLASSES, classifier_activation=None
+        )
         randomize(model)
         x = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
         row["params"] = int(model.count_params())
@@ -119,8 +123,10 @@ def run_isolated(name: str, ratio: float, timeout: float) -> dict[str, Any]:
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("{"):
             return json.loads(line)
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"model": name, "success": False, "oracle": False, "seconds": round(time.perf_counter() - t0, 1), "reason": f"crashed: {tail[:200]}"}
+    lines = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith(("I0000", "W0000", "WARNING"))]
+    why = f"killed by signal {-proc.returncode} (out of memory?)" if proc.returncode < 0 else f"exit code {proc.returncode}"
+    tail = f"; {lines[-1][:160]}" if lines else ""
+    return {"model": name, "success": False, "oracle": False, "seconds": round(time.perf_counter() - t0, 1), "reason": f"crashed: {why}{tail}"}
 
 
 def table(rows: list[dict[str, Any]], missing: list[str] = ()) -> str:

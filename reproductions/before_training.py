@@ -6,14 +6,18 @@ A small CNN is built with random weights, scored on a few calibration batches by
 (magnitude) and ``random``, and pruned with :func:`spa_core.workflows.prune_at_init` to
 a parameter budget (50 %, 70 % or 90 % of the parameters removed). Every network — the
 dense one too — is then trained for the same number of epochs from its initial weights,
-and its test accuracy is reported.
+and its test accuracy is reported as the mean and standard deviation over seeds (each
+seed draws its own initial weights, calibration batches and training order).
 
-Channels are ranked globally by default (``--allocation global``): each criterion's
-normalised scores decide how wide every layer stays, as SNIP and GraSP do, and the
-parameter budget is met by bisection. ``--allocation local`` removes the same fraction
-of every group instead (then only *which* channels go differs between criteria).
+Two allocations are compared (``--allocation global local``): ``global`` ranks channels
+across layers, so each criterion's normalised scores decide how wide every layer stays,
+as SNIP and GraSP do; ``local`` removes the same fraction of every group, so only
+*which* channels go differs between criteria. Either way the parameter budget is met by
+bisection.
 
-    python reproductions/before_training.py            # full: ~20-30 min on 2 cores
+    python reproductions/before_training.py --sparsities 0.9 --criteria snip grasp crop random
+                                                       # results/before_training.*: ~15 min, 2 cores
+    python reproductions/before_training.py            # 50/70/90 %, every criterion: ~1 h
     python reproductions/before_training.py --quick    # < 2 min, a smoke run
 """
 
@@ -28,6 +32,7 @@ import sys
 # jobs made a 577x577 Cholesky 20x slower. Set before numpy and torch are imported.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +55,8 @@ from spa_core.workflows import prune_at_init
 
 CRITERIA = ("snip", "grasp", "crop", "l1", "random")
 SPARSITIES = (0.5, 0.7, 0.9)
-COLUMNS = ("criterion", "sparsity", "params", "params_kept", "macs_kept", "accuracy", "seconds")
+COLUMNS = ("allocation", "criterion", "sparsity", "seeds", "params_kept", "macs_kept", "accuracy", "accuracy_std",
+           "per_seed", "seconds")
 
 
 def cnn(width: int = 16, classes: int = 10) -> nn.Sequential:
@@ -69,75 +75,120 @@ def cnn(width: int = 16, classes: int = 10) -> nn.Sequential:
     )
 
 
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
-
-def run(args: argparse.Namespace) -> list[Row]:
-    """Every (criterion, sparsity) pair plus the dense baseline; one row each."""
+def run_seed(args: argparse.Namespace, seed: int) -> list[Row]:
+    """The dense baseline and every (allocation, sparsity, criterion) from one seed's initial weights."""
     xtr, ytr, xte, yte = fashion_mnist(args.train_limit, args.test_limit)
-    calib = list(batches(xtr, ytr, args.calib_batch, shuffle=True, seed=args.seed))[: args.calib_batches]
+    calib = list(batches(xtr, ytr, args.calib_batch, shuffle=True, seed=seed))[: args.calib_batches]
     example = xtr[:1]
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     init = cnn(args.width)
-    dense_params = count_params(init)
     rows: list[Row] = []
 
     t0 = time.perf_counter()
     dense = copy.deepcopy(init)
-    train(dense, xtr, ytr, args.epochs, seed=args.seed)
-    rows.append({"criterion": "dense", "sparsity": 0.0, "params": dense_params, "params_kept": 1.0,
+    train(dense, xtr, ytr, args.epochs, seed=seed)
+    rows.append({"allocation": "-", "criterion": "dense", "sparsity": 0.0, "seed": seed, "params_kept": 1.0,
                  "macs_kept": 1.0, "accuracy": evaluate(dense, xte, yte), "seconds": time.perf_counter() - t0})
-    print(f"dense: {rows[-1]['accuracy']:.4f}", flush=True)
+    print(f"seed {seed} dense: {rows[-1]['accuracy']:.4f}", flush=True)
 
-    for sparsity in args.sparsities:
-        for criterion in args.criteria:
-            t0 = time.perf_counter()
-            result = prune_at_init(
-                copy.deepcopy(init), example, data=calib, criterion=criterion,
-                target=f"params={1.0 - sparsity:.4f}", batches=args.calib_batches,
-                global_ranking=args.allocation == "global", seed=args.seed,
-            )
-            model = result.model
-            train(model, xtr, ytr, args.epochs, seed=args.seed)
-            report = result.report
-            rows.append({
-                "criterion": criterion, "sparsity": sparsity, "params": count_params(model),
-                "params_kept": report.params_after / report.params_before,
-                "macs_kept": report.macs_after / report.macs_before,
-                "accuracy": evaluate(model, xte, yte), "seconds": time.perf_counter() - t0,
-            })
-            print(f"{criterion} @ {sparsity:.0%}: {rows[-1]['accuracy']:.4f} "
-                  f"(params kept {rows[-1]['params_kept']:.3f}, {rows[-1]['seconds']:.0f} s)", flush=True)
+    for allocation in args.allocation:
+        for sparsity in args.sparsities:
+            for criterion in args.criteria:
+                t0 = time.perf_counter()
+                result = prune_at_init(
+                    copy.deepcopy(init), example, data=calib, criterion=criterion,
+                    target=f"params={1.0 - sparsity:.4f}", batches=args.calib_batches,
+                    global_ranking=allocation == "global", seed=seed,
+                )
+                model = result.model
+                train(model, xtr, ytr, args.epochs, seed=seed)
+                report = result.report
+                rows.append({
+                    "allocation": allocation, "criterion": criterion, "sparsity": sparsity, "seed": seed,
+                    "params_kept": report.params_after / report.params_before,
+                    "macs_kept": report.macs_after / report.macs_before,
+                    "accuracy": evaluate(model, xte, yte), "seconds": time.perf_counter() - t0,
+                })
+                r = rows[-1]
+                print(f"seed {seed} {allocation} {criterion} @ {sparsity:.0%}: {r['accuracy']:.4f} "
+                      f"(params kept {r['params_kept']:.3f}, {r['seconds']:.0f} s)", flush=True)
+    return rows
+
+
+def aggregate(runs: Sequence[Row]) -> list[Row]:
+    """One row per (allocation, criterion, sparsity): means over seeds, the accuracy's standard deviation
+    (sample, 0 for one seed) and every seed's accuracy."""
+    keys = list(dict.fromkeys((r["allocation"], r["criterion"], r["sparsity"]) for r in runs))
+    rows = []
+    for allocation, criterion, sparsity in keys:
+        rs = [r for r in runs if (r["allocation"], r["criterion"], r["sparsity"]) == (allocation, criterion, sparsity)]
+        acc = [r["accuracy"] for r in rs]
+        rows.append({
+            "allocation": allocation, "criterion": criterion, "sparsity": sparsity, "seeds": len(rs),
+            "params_kept": statistics.fmean(r["params_kept"] for r in rs),
+            "macs_kept": statistics.fmean(r["macs_kept"] for r in rs),
+            "accuracy": statistics.fmean(acc), "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+            "per_seed": " ".join(f"{a:.4f}" for a in acc), "seconds": statistics.fmean(r["seconds"] for r in rs),
+        })
     return rows
 
 
 def plot(ax: object, rows: Sequence[Row]) -> None:
-    """Accuracy against sparsity, one line per criterion, the dense accuracy dashed."""
+    """Accuracy (mean and standard deviation over seeds) against sparsity, one line per criterion and
+    allocation; bars per criterion when there is one sparsity. The dense accuracy is dashed."""
     dense = next((r["accuracy"] for r in rows if r["criterion"] == "dense"), None)
-    for criterion in dict.fromkeys(r["criterion"] for r in rows if r["criterion"] != "dense"):
-        pts = sorted((r["sparsity"], r["accuracy"]) for r in rows if r["criterion"] == criterion)
-        ax.plot([p[0] * 100 for p in pts], [p[1] for p in pts], marker="o", label=criterion)
+    pruned = [r for r in rows if r["criterion"] != "dense"]
+    keys = list(dict.fromkeys((r["allocation"], r["criterion"]) for r in pruned))
+    if len({r["sparsity"] for r in pruned}) == 1:
+        criteria = list(dict.fromkeys(k[1] for k in keys))
+        allocations = list(dict.fromkeys(k[0] for k in keys))
+        width = 0.8 / len(allocations)
+        for j, allocation in enumerate(allocations):
+            at = {r["criterion"]: r for r in pruned if r["allocation"] == allocation}
+            xs = [i + j * width for i, c in enumerate(criteria) if c in at]
+            ax.bar(xs, [at[c]["accuracy"] for c in criteria if c in at], width,
+                   yerr=[at[c]["accuracy_std"] for c in criteria if c in at], capsize=3, label=allocation)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(criteria))], criteria)
+        low = min(r["accuracy"] - r["accuracy_std"] for r in pruned)
+        ax.set_ylim(max(0.0, low - 0.05), min(1.0, max(dense or 0.0, low) + 0.02))
+        ax.set_xlabel(f"criterion, {pruned[0]['sparsity']:.0%} of the parameters removed before training")
+    else:
+        for key in keys:
+            pts = sorted((r["sparsity"], r["accuracy"], r["accuracy_std"]) for r in pruned
+                         if (r["allocation"], r["criterion"]) == key)
+            ax.errorbar([p[0] * 100 for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o",
+                        capsize=3, linestyle="-" if key[0] == "global" else "--", label=f"{key[1]} ({key[0]})")
+        ax.set_xlabel("parameters removed before training (%)")
     if dense is not None:
         ax.axhline(dense, color="k", linestyle="--", label="dense")
-    ax.set_xlabel("parameters removed before training (%)")
     ax.set_ylabel("test accuracy after training")
-    ax.legend()
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
 
 
-def verdict(rows: Sequence[Row]) -> str:
-    """Whether snip, grasp and crop beat random at the highest sparsity."""
+def verdict(rows: Sequence[Row], runs: Sequence[Row]) -> str:
+    """Whether snip, grasp and crop beat random at the highest sparsity, per allocation: the difference
+    of the means, and in how many seeds the criterion beat random (same seed, same initial weights)."""
     top = max(r["sparsity"] for r in rows)
-    acc = {r["criterion"]: r["accuracy"] for r in rows if r["sparsity"] == top}
-    if "random" not in acc:
-        return ""
     lines = []
-    for c in ("snip", "grasp", "crop"):
-        if c in acc:
-            diff = acc[c] - acc["random"]
-            lines.append(f"* {c} vs random at {top:.0%}: {diff * 100:+.2f} points "
-                         f"({'beats' if diff > 0 else 'does not beat'} random)")
+    for allocation in dict.fromkeys(r["allocation"] for r in rows if r["criterion"] != "dense"):
+        at = {r["criterion"]: r for r in rows if r["allocation"] == allocation and r["sparsity"] == top}
+        if "random" not in at:
+            continue
+        rand = {r["seed"]: r["accuracy"] for r in runs
+                if (r["allocation"], r["criterion"], r["sparsity"]) == (allocation, "random", top)}
+        for c in ("snip", "grasp", "crop", "l1"):
+            if c not in at:
+                continue
+            diff = at[c]["accuracy"] - at["random"]["accuracy"]
+            mine = {r["seed"]: r["accuracy"] for r in runs
+                    if (r["allocation"], r["criterion"], r["sparsity"]) == (allocation, c, top)}
+            wins = sum(mine[s] > rand[s] for s in mine if s in rand)
+            noise = max(at[c]["accuracy_std"], at["random"]["accuracy_std"])
+            call = "within the seed spread of" if abs(diff) <= noise else ("beats" if diff > 0 else "loses to")
+            lines.append(f"* {allocation}: {c} vs random at {top:.0%}: {diff * 100:+.2f} points "
+                         f"(better in {wins}/{len(mine)} seeds; {call} random)")
     return "\n".join(lines)
 
 
@@ -150,10 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument("--calib-batches", type=int, default=8)
     p.add_argument("--calib-batch", type=int, default=128)
-    p.add_argument("--allocation", choices=("global", "local"), default="global")
+    p.add_argument("--allocation", nargs="+", choices=("global", "local"), default=["global", "local"])
     p.add_argument("--criteria", nargs="+", default=list(CRITERIA))
     p.add_argument("--sparsities", nargs="+", type=float, default=list(SPARSITIES))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--name", default=None, help="results file stem (default: before_training[_quick])")
     p.add_argument("--out-dir", type=Path, default=None)
@@ -161,19 +212,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         args.epochs, args.width, args.calib_batches, args.train_limit = 1, 8, 2, 3000
         args.test_limit = args.test_limit or 1000
-        args.sparsities = [0.9]
+        args.sparsities, args.seeds = [0.9], [0]
     set_threads(args.threads)
     t0 = time.perf_counter()
-    rows = run(args)
-    notes = (
-        f"Fashion-MNIST CNN (width {args.width}), pruned at initialisation by spa_core.workflows.prune_at_init "
-        f"({args.allocation} allocation, parameter budget, {args.calib_batches} calibration batches of "
-        f"{args.calib_batch}), then trained {args.epochs} epoch(s) on {len(fashion_mnist(args.train_limit, 1)[0])} "
-        f"images (Adam, one-cycle), seed {args.seed}. Sparsity = fraction of parameters removed. "
-        f"Total {time.perf_counter() - t0:.0f} s.\n\n" + verdict(rows)
-    )
     name = args.name or ("before_training_quick" if args.quick else "before_training")
-    write_results(name, rows, COLUMNS, plot, notes=notes, out_dir=args.out_dir)
+    n_train = len(fashion_mnist(args.train_limit, 1)[0])
+    runs: list[Row] = []
+    for seed in args.seeds:  # the results are rewritten after every seed: an interrupted run keeps whole seeds
+        runs += run_seed(args, seed)
+        rows = aggregate(runs)
+        done = sorted({r["seed"] for r in runs})
+        notes = (
+            f"Fashion-MNIST CNN (width {args.width}), pruned at initialisation by spa_core.workflows.prune_at_init "
+            f"({' and '.join(args.allocation)} allocation, parameter budget, {args.calib_batches} calibration "
+            f"batches of {args.calib_batch}), then trained {args.epochs} epoch(s) on {n_train} images (Adam, "
+            f"one-cycle) and tested on {args.test_limit or 'all 10000'} test images. Seeds {done} (initial weights, "
+            f"calibration batches, training order); accuracy = mean over seeds, accuracy_std = sample standard "
+            f"deviation, per_seed in seed order. Sparsity = fraction of parameters removed. "
+            f"Total {time.perf_counter() - t0:.0f} s.\n\n" + verdict(rows, runs)
+        )
+        write_results(name, rows, COLUMNS, plot, notes=notes, out_dir=args.out_dir)
     return 0
 
 

@@ -9,8 +9,10 @@ as it is — no fine-tuning, no BatchNorm recalibration:
 * ``obspa-data``: :func:`spa_core.obspa.prune_obspa` with 256 training images;
 * ``obspa-bn`` / ``obspa-gauss``: data-free OBSPA, inputs synthesised with BatchNorm
   statistics matched, or plain Gaussian noise;
-* ``obspa-bn-global`` (on request): data-free OBSPA with ``allocation="global"``;
-* ``l1``: spa_core's magnitude criterion, the same uniform allocation, no compensation;
+* ``obspa-bn-uniform`` (on request): data-free OBSPA with ``allocation="uniform"`` (the
+  default before ``reproductions/obspa_variants.py`` chose ``"global"`` on validation data);
+* ``l1``: spa_core's magnitude criterion with its default uniform (per-group) allocation,
+  no compensation;
 * ``tp-magnitude`` / ``tp-hessian``: Torch-Pruning 1.6.1's ``MetaPruner`` with
   ``MagnitudeImportance`` / ``HessianImportance`` (64 per-sample gradients), its
   ``pruning_ratio`` found by bisection so that its MACs match the target.
@@ -57,7 +59,7 @@ from spa_core.prepare import prepare
 from spa_core.workflows import PruningSession, Target, solve_ratio
 
 METHODS = ("obspa-data", "obspa-bn", "obspa-gauss", "l1", "tp-magnitude", "tp-hessian")
-EXTRA_METHODS = ("obspa-bn-global",)  # data-free OBSPA with global allocation (--methods obspa-bn-global)
+EXTRA_METHODS = ("obspa-bn-uniform",)  # data-free OBSPA, uniform allocation (--methods ... obspa-bn-uniform)
 COLUMNS = ("model", "method", "macs_target", "macs_removed", "accuracy", "relative", "val_accuracy", "seconds")
 
 
@@ -172,8 +174,8 @@ def prune_all(
         "obspa-data": lambda t: prune_obspa(base, macs_target=t, calibration={"input": calib}, **obspa_kw),
         "obspa-bn": lambda t: prune_obspa(base, macs_target=t, synth="bn", samples=args.samples, **obspa_kw),
         "obspa-gauss": lambda t: prune_obspa(base, macs_target=t, synth="gaussian", samples=args.samples, **obspa_kw),
-        "obspa-bn-global": lambda t: prune_obspa(base, macs_target=t, synth="bn", samples=args.samples,
-                                                 allocation="global", **obspa_kw),
+        "obspa-bn-uniform": lambda t: prune_obspa(base, macs_target=t, synth="bn", samples=args.samples,
+                                                  allocation="uniform", **obspa_kw),
     }
     session = PruningSession.open(base, criterion="l1") if "l1" in methods else None
     builders["l1"] = lambda t: session.prune(solve_ratio(session, Target("macs", 1.0 - t)))
@@ -232,7 +234,7 @@ def summary(rows: Sequence[Row], times: dict[str, dict[str, float]]) -> str:
         lines.append("\nData-free synthesis on the validation split (mean accuracy over models and targets): "
                      + ", ".join(f"{m} {v:.4f}" for m, v in val.items()) + f" -> best: {best}.")
     top = max(r["macs_target"] for r in rows)
-    for free in ("obspa-bn", "obspa-bn-global"):
+    for free in ("obspa-bn", "obspa-bn-uniform"):
         if not any(r["method"] == free for r in pruned):
             continue
         lines.append(f"\nGoal at {top:.0%} MACs removed: data-free OBSPA ({free}) >= 95 % of dense and above every "
@@ -287,7 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows += model_rows
     notes = (f"Models trained {args.epochs} epoch(s) on the first {args.train_images} Fashion-MNIST training "
              f"images; validation = the last {args.val_images}; test = {len(xte)} test images. No fine-tuning. "
-             f"OBSPA damp {args.damp}, uniform allocation, {args.samples} synthetic / {args.calib} real samples. "
+             f"OBSPA damp {args.damp}, global allocation (the default; obspa-bn-uniform: uniform), "
+             f"{args.samples} synthetic / {args.calib} real samples. "
              f"Total {time.perf_counter() - t0:.0f} s.\n\n" + summary(rows, times))
     write_results(args.name or ("no_finetune_quick" if args.quick else "no_finetune"), rows, COLUMNS, plot,
                   notes=notes, out_dir=args.out_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from .prepare import prepare
 from .report import Report, build_report
 from .surgery import apply_removal, check_model, surgery_view
 from .types import ExportedModel
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -273,6 +276,7 @@ def _prune_and_apply(hook: Any, model: Any, exported: ExportedModel, ratio: floa
                 raise
             ignore += new
             auto.append(exc.where)
+            log.warning("left unpruned because its forward() hard-codes a width: %s", exc.where)
             failure = exc
             continue
         if result.model is None:

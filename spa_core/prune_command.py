@@ -93,6 +93,8 @@ def run_prune(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"pruned {args.model} -> {output}")
         print(result.report.summary())
+        for where in result.extras.get("auto_ignored", ()):
+            print(f"left unpruned (its forward() hard-codes a width): {where}")
         if args.report:
             print(f"report: {args.report}")
     return 0

@@ -136,7 +136,8 @@ def _check_pruned(result, model_kept: dict[str, tuple[int, ...]]) -> None:
 
 @pytest.mark.parametrize("synth", ["bn", "gaussian"])
 def test_data_free_pruning_runs_and_matches_the_compensated_model(synth):
-    result = prune_obspa(_conv_model(), ratio=0.5, synth=synth, samples=8, batch_size=4, progress=False)
+    result = prune_obspa(_conv_model(), ratio=0.5, synth=synth, samples=8, batch_size=4, progress=False,
+                         allocation="uniform")
     _check_pruned(result, {"w1": (4, 3, 3, 3), "w2": (3, 4, 3, 3), "wf": (4, 3), "m2": (3,)})
     assert result.plan.options["criterion"] == "obspa"
     assert result.plan.options["obspa"]["data"] == f"synthetic ({synth})"

@@ -206,7 +206,7 @@ def prune_obspa(
     samples: int = 256,
     batch_size: int = 32,
     damp: float = 0.01,
-    allocation: str = "uniform",
+    allocation: str = "global",
     max_ratio: float = 0.9,
     min_keep: int = 1,
     round_to: int = 1,
@@ -226,8 +226,11 @@ def prune_obspa(
     :param synth: ``"bn"`` (Gaussian noise with BatchNorm statistics matched; the default,
         see :mod:`spa_core.obspa.synth`) or ``"gaussian"``.
     :param damp: Hessian dampening, a multiple of its mean diagonal.
-    :param allocation: ``"uniform"`` (same ratio per group) or ``"global"`` (one threshold on
-        each group's relative OBS error).
+    :param allocation: ``"global"`` (one threshold on each group's relative OBS error; the
+        default) or ``"uniform"`` (same ratio per group). Global was chosen on a validation
+        split (``reproductions/obspa_variants.py``): data-free, at 30 % and 50 % of the MACs,
+        it kept 0.91 of dense accuracy on average against 0.76 for uniform (worst case 0.74
+        against 0.27), at the price of ordering every group up to ``max_ratio``.
     :param max_ratio: most of a group that may be removed; ``min_keep`` channels always stay.
     :param progress: show progress bars (``None``: only on a terminal).
     """
