@@ -161,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="write the rows as JSON")
     parser.add_argument("--markdown", type=Path, help="write the table as Markdown")
-    parser.add_argument("--resume", action="store_true", help="keep the rows already in --json, run the rest")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the rows in --json (named models that crashed run again), run the rest"
+    )
     parser.add_argument("--table-only", action="store_true", help="print the table of the rows in --json, run nothing")
     args = parser.parse_args(argv)
     if args.one:
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.models or architectures()
     reuse = (args.resume or args.table_only) and args.json and args.json.exists()
     done = json.loads(args.json.read_text()) if reuse else []
-    rows = [r for r in done if r["model"] in names]
+    rows = [r for r in done if r["model"] not in args.models or not str(r.get("reason", "")).startswith("crashed")]
     for name in [] if args.table_only else names:
         if any(r["model"] == name for r in rows):
             continue
@@ -182,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         status = "ok" if row["success"] and row["oracle"] else "FAIL"
         print(f"{name:20s} {status:4s} {row.get('seconds', '-')} s {row.get('reason', '')}", file=sys.stderr, flush=True)
     have = {r["model"] for r in rows}
-    text = table(sorted(rows, key=lambda r: r["model"]), [n for n in names if n not in have])
+    everything = architectures() if args.models else names
+    text = table(sorted(rows, key=lambda r: r["model"]), [n for n in everything if n not in have])
     print(text)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
