@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from . import progress
 from .analysis import Analysis, analyze
 from .criteria.base import Criterion, ScoringContext, get_criterion
 from .errors import FrameworkError, HardcodedWidthError, InvalidOptionError, UnprunableModelError
@@ -98,7 +99,8 @@ def prune_onnx(
     timings = {}
     t0 = time.perf_counter()
     if analysis is None:
-        analysis = analyze_onnx(model, input_shapes, ignore)
+        with progress.step("analyse (shape folding, propagation)"):
+            analysis = analyze_onnx(model, input_shapes, ignore)
     timings["analyse"] = time.perf_counter() - t0
     if not analysis.groups:
         raise UnprunableModelError(_unprunable_message(analysis))
@@ -106,7 +108,8 @@ def prune_onnx(
     ctx = scoring or onnx_scoring_context(crit, analysis, model, data, loss, seed)
     if ctx.analysis is None:
         ctx.analysis = analysis
-    scores = score_groups(analysis, crit, ctx, reduce, normalize)
+    with progress.step(f"score ({crit.name})"):
+        scores = score_groups(analysis, crit, ctx, reduce, normalize)
     timings["score"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     kept = choose_channels(analysis, scores, opts)
@@ -131,10 +134,12 @@ def prune_onnx(
 
 
 def _finish(analysis: Analysis, removed: np.ndarray, plan: Plan, kept: dict[int, np.ndarray], validate: bool) -> PruneResult:
-    pruned, attributes = apply_removal(analysis, removed)
+    with progress.step("surgery"):
+        pruned, attributes = apply_removal(analysis, removed)
     plan.attributes = attributes
     if validate:
-        check_model(pruned, analysis.graph.model)
+        with progress.step("validate (checker, shapes, onnxruntime)"):
+            check_model(pruned, analysis.graph.model)
     view = surgery_view(analysis, removed)
     report = build_report(analysis, view, {gid: len(k) for gid, k in kept.items()}, removed)
     return PruneResult(onnx=pruned, plan=plan, report=report, analysis=analysis, removed=removed)
@@ -215,7 +220,8 @@ def prune(
     hook = plugin_manager().hook
     framework = framework or detect_framework(model)
     options = dict(export_options or {})
-    exported = hook.spa_export(model=model, example_inputs=example_inputs, framework=framework, options=options)
+    with progress.step(f"export ({framework} -> ONNX)"):
+        exported = hook.spa_export(model=model, example_inputs=example_inputs, framework=framework, options=options)
     if exported is None:
         raise FrameworkError(f"no installed SPA adapter exports '{framework}' models")
     if prune_options.get("scoring") is None:  # data-driven criteria: derivatives from the native framework
@@ -267,9 +273,11 @@ def _prune_and_apply(hook: Any, model: Any, exported: ExportedModel, ratio: floa
             raise failure from None  # nothing is left once the layers at fault are ignored
         result.exported = exported
         try:
-            result.model = hook.spa_apply_plan(
-                model=model, plan=result.plan, exported=exported, pruned_onnx=result.onnx, options={"inplace": inplace}
-            )
+            with progress.step(f"apply the plan to the {exported.framework} model and check it"):
+                result.model = hook.spa_apply_plan(
+                    model=model, plan=result.plan, exported=exported, pruned_onnx=result.onnx,
+                    options={"inplace": inplace},
+                )
         except HardcodedWidthError as exc:
             new = [p for p in exc.parameters if p not in ignore] or [n for n in exc.nodes if n not in ignore]
             if inplace or not new or attempt == MAX_REPAIRS:
