@@ -41,6 +41,7 @@ def prepare(model: onnx.ModelProto, input_shapes: InputShapes | None = None) -> 
     """Return a :class:`Graph` of a copy of ``model`` with static shapes and folded shapes."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
+    check_arity(m)
     _drop_initializer_inputs(m)
     weights = {t.name for t in m.graph.initializer if t.data_type in FLOAT_TYPES and len(t.dims) > 0}
     _constants_to_initializers(m)
@@ -149,6 +150,33 @@ def _set_input_shapes(m: onnx.ModelProto, given: dict[str, Sequence[int]]) -> No
                 f"input '{name}' has a dynamic dimension '{label}' at axis {axis}; "
                 f"give a static shape with --input-shape {name}:D0,D1,..."
             )
+
+
+def check_arity(m: onnx.ModelProto) -> None:
+    """Reject a standard operator with more inputs or outputs than its schema allows.
+
+    A rule ties only the inputs an operator defines; an extra one (tf2onnx once gave a
+    Conv a fourth input, a second bias) would keep its width while the rest is pruned.
+    """
+    opsets = {o.domain or "": o.version for o in m.opset_import}
+    version = opsets.get("", opsets.get("ai.onnx"))
+    if version is None:
+        return
+    for node in m.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        try:
+            schema = onnx.defs.get_schema(node.op_type, version, "")
+        except onnx.defs.SchemaError:
+            continue  # an unknown operator is a barrier, reported by the analysis
+        counts = (("inputs", len(node.input), schema.max_input), ("outputs", len(node.output), schema.max_output))
+        for kind, count, most in counts:
+            if count > most:
+                name = node.name or (node.output[0] if node.output else "")
+                raise InvalidModelError(
+                    f"node {name!r} ({node.op_type}) has {count} {kind}; "
+                    f"opset {version} allows at most {most}: the model is not valid ONNX"
+                )
 
 
 def _infer(m: onnx.ModelProto) -> onnx.ModelProto:

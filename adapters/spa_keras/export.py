@@ -33,7 +33,7 @@ from spa_core.types import ExportedModel
 from . import inputs as model_inputs
 from .mapping import InitializerSource, Matcher, name_hints
 from .terms import Term, WeightRef, layer_terms, term_builders
-from .tf_ops import custom_op_handlers, plain_convolutions
+from .tf_ops import custom_op_handlers, plain_convolutions, split_extra_conv_bias
 from .walk import layer_weights, read_weights, require_graph_model
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ def _tf2onnx(model: Any, shapes: Mapping[str, tuple[int, ...]], opset: int) -> o
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FrameworkError(f"tf2onnx could not convert the Keras model: {first}") from exc
+    split_extra_conv_bias(proto)
     return proto
 
 

@@ -6,6 +6,9 @@
   ``Conv2D(groups=C)``) inside an XLA-compiled ``tf.function``, which tf2onnx leaves as
   an opaque ``StatefulPartitionedCall``. While tracing for export they are emitted as a
   plain ``Conv2D`` op, which tf2onnx converts to an ONNX Conv with ``group``.
+* :func:`split_extra_conv_bias`: repairs the Conv with a fourth input that tf2onnx
+  1.17 emits for ``Conv2D → BiasAdd → BiasAdd`` (Grappler turns a residual ``Add`` of two
+  ``(1, 1, 1, C)`` tensors, as in ResNet V2 at 1×1 resolution, into a ``BiasAdd``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import onnx
+from onnx import numpy_helper
 
 
 def _erfc(ctx: Any, node: Any, name: str, args: list[Any]) -> None:
@@ -60,3 +65,52 @@ def plain_convolutions() -> Iterator[None]:
         yield
     finally:
         tf_nn.conv = original
+
+
+def split_extra_conv_bias(proto: onnx.ModelProto) -> int:
+    """``Conv(x, W, b, e)`` (invalid ONNX) -> ``Add(Conv(x, W, b), Reshape(e, [M, 1, ...]))``.
+
+    tf2onnx's ``rewrite_biasadd_with_conv2d`` folds a ``BiasAdd`` into a ``Conv2D`` that
+    already holds a bias, as if it were a ``Conv2DBackpropInput`` (whose third input is
+    not a bias). ``e`` is the TensorFlow bias: one value per output channel, which is
+    axis 1 of the ONNX Conv's output. Returns how many Convs were repaired.
+    """
+    graph = proto.graph
+    inits = {t.name: t for t in graph.initializer}
+    taken = {v for n in graph.node for v in (*n.input, *n.output, n.name)} | set(inits)
+
+    def fresh(base: str) -> str:
+        name, i = base, 0
+        while name in taken:
+            i += 1
+            name = f"{base}_{i}"
+        taken.add(name)
+        return name
+
+    nodes: list[onnx.NodeProto] = []
+    repaired = 0
+    for node in graph.node:
+        nodes.append(node)
+        if node.op_type != "Conv" or node.domain not in ("", "ai.onnx") or len(node.input) != 4:
+            continue
+        kernel = inits.get(node.input[1])
+        given = [list(a.ints) for a in node.attribute if a.name == "kernel_shape"]
+        spatial = len(given[0]) if given else len(kernel.dims) - 2 if kernel is not None else None
+        if spatial is None:
+            continue  # left invalid: the engine names the node
+        extra = node.input[3]
+        del node.input[3]
+        out = node.output[0]
+        node.output[0] = fresh(f"{out}__conv")
+        shape = [int(kernel.dims[0]) if kernel is not None else -1] + [1] * spatial
+        shape_name = fresh(f"{node.name}__bias_shape")
+        graph.initializer.append(numpy_helper.from_array(np.array(shape, np.int64), shape_name))
+        reshaped = fresh(f"{extra}__nchw")
+        make = onnx.helper.make_node
+        nodes.append(make("Reshape", [extra, shape_name], [reshaped], name=fresh(f"{node.name}__bias_reshape")))
+        nodes.append(make("Add", [node.output[0], reshaped], [out], name=fresh(f"{node.name}__bias_add")))
+        repaired += 1
+    if repaired:
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return repaired
