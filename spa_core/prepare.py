@@ -2,7 +2,10 @@
 
 Steps, each needed by mask propagation:
 
-1. Constant nodes become initializers (one place to look for constant values).
+1. Constant nodes become initializers (one place to look for constant values), and so
+   does an ``Identity`` of an initializer: exporters deduplicate weights that merely
+   start out equal (fresh BatchNorm parameters) into ``Identity`` copies of one
+   initializer, which would otherwise tie unrelated layers into one channel group.
 2. Graph inputs get static shapes: those the user gave, and 1 for a symbolic batch
    dimension (axis 0). Any other dynamic dimension is an error naming the input.
 3. Shape inference, then folding of shape sub-graphs (``Shape -> Gather -> Concat ->
@@ -45,6 +48,7 @@ def prepare(model: onnx.ModelProto, input_shapes: InputShapes | None = None) -> 
     _drop_initializer_inputs(m)
     weights = {t.name for t in m.graph.initializer if t.data_type in FLOAT_TYPES and len(t.dims) > 0}
     _constants_to_initializers(m)
+    _identity_copies_to_initializers(m)
     _set_input_shapes(m, dict(input_shapes or {}))
     m = _infer(m)
     for _ in range(_MAX_FOLD_ROUNDS):  # a fold can make shapes further on static: repeat
@@ -85,6 +89,29 @@ def _constants_to_initializers(m: onnx.ModelProto) -> None:
             if array is not None:
                 m.graph.initializer.append(numpy_helper.from_array(array, node.output[0]))
                 continue
+        kept.append(node)
+    del m.graph.node[:]
+    m.graph.node.extend(kept)
+
+
+def _identity_copies_to_initializers(m: onnx.ModelProto) -> None:
+    """``y = Identity(w)`` of an initializer ``w`` becomes an initializer ``y`` of its own.
+
+    The function is unchanged; the copy can now be pruned with its own consumers. A
+    graph output stays a node (outputs keep their producer).
+    """
+    inits = {t.name: t for t in m.graph.initializer}
+    outputs = {o.name for o in m.graph.output}
+    kept = []
+    for node in m.graph.node:
+        source = node.input[0] if node.input else ""
+        if (node.op_type == "Identity" and node.domain in ("", "ai.onnx") and source in inits
+                and node.output[0] not in outputs):
+            copy = onnx.TensorProto()
+            copy.CopyFrom(inits[source])
+            copy.name = node.output[0]
+            m.graph.initializer.append(copy)
+            continue
         kept.append(node)
     del m.graph.node[:]
     m.graph.node.extend(kept)

@@ -12,6 +12,7 @@ No TensorFlow is needed here.
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from onnx import helper
 from onnx_builders import make_model
@@ -100,3 +101,26 @@ def test_split_extra_conv_bias_repairs_the_tf2onnx_conv():
     sizes = {t.name: tuple(t.dims) for t in res.onnx.graph.initializer}
     assert sizes["w0"][0] == sizes["wb3"][0] < D
     assert split_extra_conv_bias(res.onnx) == 0
+
+
+def test_exporter_deduplicated_weights_do_not_tie_layers():
+    """torch's exporter turns equal fresh BatchNorm parameters into Identity copies of one
+    initializer; the layers must still form groups of their own."""
+    import io
+
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 4, 1),
+    ).eval()
+    buf = io.BytesIO()
+    torch.onnx.export(net, (torch.randn(1, 3, 8, 8),), buf, dynamo=False, do_constant_folding=False)
+    model = onnx.load_from_string(buf.getvalue())
+    assert any(n.op_type == "Identity" for n in model.graph.node)  # the pattern is really there
+    result = spa_core.prune_onnx(model, ratio=0.5)
+    assert len(result.analysis.groups) == 2
+    assert_oracle(result, rtol=1e-4)
