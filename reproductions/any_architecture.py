@@ -102,7 +102,7 @@ def tp_match(model: nn.Module, budget: int, iterations: int) -> tuple[nn.Module,
 
 
 def trained(name: str, x: torch.Tensor, y: torch.Tensor, epochs: int) -> tuple[nn.Module, float]:
-    """The model after ``epochs`` of training (cached under ``reproductions/.cache``)."""
+    """The model after ``epochs`` of training (cached in ``common.CACHE_DIR``, ~/.cache/spa_reproductions)."""
     torch.manual_seed(0)
     model = MODELS[name]()
     path = CACHE_DIR / f"arch_{name}_e{epochs}_n{len(x)}.pt"
