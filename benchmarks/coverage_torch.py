@@ -62,20 +62,10 @@ def first_line(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------------- the two tools
-def barrier_summary(analysis: Any) -> str:
-    """Unknown operators and the largest barrier causes, for a failure reason."""
-    parts = []
-    if analysis.unknown_ops:
-        parts.append("unknown ops: " + ", ".join(f"{k} x{v}" for k, v in analysis.unknown_ops.items()))
-    if analysis.blocked_reasons:
-        top = analysis.blocked_reasons.most_common(2)
-        parts.append("barriers: " + "; ".join(f"{r} ({n})" for r, n in top))
-    return " | ".join(parts)
-
-
 def run_spa(model: Any, x: Any, ratio: float) -> dict[str, Any]:
     """Prune with SPA and check the oracle."""
     import spa_core
+    from spa_core.api import barrier_summary
     from spa_core.testing import assert_oracle
 
     row: dict[str, Any] = {"spa_ok": False, "spa_oracle": False}
@@ -91,14 +81,14 @@ def run_spa(model: Any, x: Any, ratio: float) -> dict[str, Any]:
         row["spa_oracle_error"] = float(assert_oracle(res, rtol=1e-4))
         row["spa_oracle"] = True
     except AssertionError as exc:
-        row["spa_reason"] = f"{exc}; {barrier_summary(res.analysis)}".rstrip("; ")
+        row["spa_reason"] = f"{exc}; {barrier_summary(res.analysis, top=2)}".rstrip("; ")
     except Exception as exc:
         row["spa_reason"] = f"oracle check failed: {first_line(exc)}"
     notes = []
     if res.extras.get("auto_ignored"):
         notes.append("left unpruned, forward() hard-codes widths: " + ", ".join(res.extras["auto_ignored"]))
     if row["spa_oracle"] and res.analysis.unknown_ops:
-        notes.append(barrier_summary(res.analysis))
+        notes.append(barrier_summary(res.analysis, top=2))
     if notes:
         row["note"] = "; ".join(notes)
     return row

@@ -172,14 +172,20 @@ def apply_plan_onnx(
     return _finish(analysis, removed, fresh, kept, validate)
 
 
-def _unprunable_message(analysis: Analysis) -> str:
+def barrier_summary(analysis: Analysis, top: int = 3) -> str:
+    """Unsupported operators and the ``top`` largest barrier causes, in one line."""
     parts = []
     if analysis.unknown_ops:
         parts.append("unsupported operators: " + ", ".join(f"{k} x{v}" for k, v in analysis.unknown_ops.items()))
     if analysis.blocked_reasons:
-        top = analysis.blocked_reasons.most_common(3)
-        parts.append("barriers: " + "; ".join(f"{r} ({n} channels)" for r, n in top))
-    detail = (" - " + " | ".join(parts)) if parts else ""
+        causes = analysis.blocked_reasons.most_common(top)
+        parts.append("barriers: " + "; ".join(f"{r} ({n} channels)" for r, n in causes))
+    return " | ".join(parts)
+
+
+def _unprunable_message(analysis: Analysis) -> str:
+    summary = barrier_summary(analysis)
+    detail = f" - {summary}" if summary else ""
     return f"nothing to prune: every channel is behind a barrier{detail}"
 
 
