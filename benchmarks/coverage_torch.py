@@ -164,12 +164,37 @@ def run_one(spec: str, ratio: float, max_params: int) -> dict[str, Any]:
         row["note"] = built.note
     note = row.get("note")
     row.update(run_spa(built.model, built.example, ratio))
+    if spec.startswith("timm:") and "onnx.export failed" in str(row.get("spa_reason", "")):
+        built, row, note = retry_at_native_size(spec, max_params, ratio, built, row, note)
     if note and row.get("note") and row["note"] != note:
         row["note"] = f"{note}; {row['note']}"
     emit(PART, row)
     torch.manual_seed(0)
     row.update(run_tp(built.model, built.example, ratio, built.ignored))
     return row
+
+
+def retry_at_native_size(
+    spec: str, max_params: int, ratio: float, built: Any, row: dict[str, Any], note: str | None
+) -> tuple[Any, dict[str, Any], str | None]:
+    """The small input the sweep picked runs in torch but does not export (an adaptive pool that
+    would upsample, an Unfold whose size the exporter cannot read): prune at the model's own input
+    size instead, and say so. Both tools get the same input."""
+    from torch_zoo import build
+
+    try:
+        native = build(spec, max_params, native=True)
+    except Exception:
+        return built, row, note
+    if native.example.shape == built.example.shape:
+        return built, row, note
+    why = str(row["spa_reason"]).split("[Caused")[0][:160].strip()
+    side = "x".join(map(str, native.example.shape[-2:]))
+    retried = {k: v for k, v in row.items() if not k.startswith("spa_") and k != "note"}
+    note = f"export fails at {row['input']} ({why}); run at {side}"
+    retried.update(input=side, note=note)
+    retried.update(run_spa(native.model, native.example, ratio))
+    return native, retried, note
 
 
 def worker_main(ratio: float, max_params: int) -> int:

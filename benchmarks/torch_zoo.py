@@ -248,10 +248,14 @@ def _timm_builder(name: str, side: int | None) -> Callable[[], nn.Module]:
     return lambda: timm.create_model(name, **kwargs)
 
 
-def build_timm(name: str, max_params: int) -> Built:
-    """A timm model at 64x64 (``img_size=64`` where it takes one), else at its smallest working side."""
+def build_timm(name: str, max_params: int, native: bool = False) -> Built:
+    """A timm model at 64x64 (``img_size=64`` where it takes one), else at its smallest working side;
+    with ``native``, the default model at its own input size (for models that run at a small side in
+    torch but cannot be exported there, e.g. an adaptive pool that would have to upsample)."""
     small = _timm_builder(name, 64)
     try:
+        if native:
+            raise LookupError("the default model at its own input size")
         check_size(small, max_params)
         model = small().eval()
         x = pick_input(model, (64,))
@@ -264,8 +268,8 @@ def build_timm(name: str, max_params: int) -> Built:
         model = default().eval()
         cfg = getattr(model, "pretrained_cfg", None) or {}
         side = int(cfg.get("input_size", (3, 224, 224))[-1])
-        sides = (side,) if cfg.get("fixed_input_size") else tuple(s for s in SMALL_SIDES if s < side) + (side,)
-        x = pick_input(model, sides)
+        small_sides = () if native or cfg.get("fixed_input_size") else tuple(s for s in SMALL_SIDES if s < side)
+        x = pick_input(model, small_sides + (side,))
         note = "" if x.shape[-1] == 64 else f"{x.shape[-1]}x{x.shape[-1]}"
     randomize(model)
     head = model.get_classifier() if hasattr(model, "get_classifier") else None
@@ -278,8 +282,9 @@ class SkipModel(Exception):
     """The model is left out of the sweep (too large for this machine)."""
 
 
-def build(spec: str, max_params: int) -> Built:
-    """Build ``torchvision:<kind>:<name>`` or ``timm:<name>``."""
+def build(spec: str, max_params: int, native: bool = False) -> Built:
+    """Build ``torchvision:<kind>:<name>`` or ``timm:<name>`` (``native``: timm models at their own
+    input size)."""
     ensure_torchvision()
     source, _, rest = spec.partition(":")
     if source == "torchvision":
@@ -287,5 +292,5 @@ def build(spec: str, max_params: int) -> Built:
         check_size(_torchvision_builder(kind, name), max_params)
         return build_torchvision(kind, name)
     if source == "timm":
-        return build_timm(rest, max_params)
+        return build_timm(rest, max_params, native)
     raise ValueError(f"unknown model source in '{spec}'")

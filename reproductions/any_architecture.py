@@ -173,8 +173,9 @@ def main() -> None:
     parser.add_argument("--test-images", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--out-dir", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     args = parser.parse_args()
-    set_threads(2)
+    set_threads(args.threads)
     cfg = {"epochs": 1 if args.quick else args.epochs, "ft_epochs": 1, "ft_lr": 1e-3, "macs_kept": args.macs_kept,
            "bisect": 3 if args.quick else 8}
     data = fashion_mnist(1000 if args.quick else args.train_images, 300 if args.quick else args.test_images)

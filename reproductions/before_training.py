@@ -98,8 +98,8 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[Row]:
                 t0 = time.perf_counter()
                 result = prune_at_init(
                     copy.deepcopy(init), example, data=calib, criterion=criterion,
-                    target=f"params={1.0 - sparsity:.4f}", batches=args.calib_batches,
-                    global_ranking=allocation == "global", seed=seed,
+                    target=f"{args.budget}={1.0 - sparsity:.4f}", batches=args.calib_batches,
+                    global_ranking=allocation == "global", seed=seed, normalize=args.normalize,
                 )
                 model = result.model
                 train(model, xtr, ytr, args.epochs, seed=seed)
@@ -205,6 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--criteria", nargs="+", default=list(CRITERIA))
     p.add_argument("--sparsities", nargs="+", type=float, default=list(SPARSITIES))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--budget", choices=("params", "macs"), default="params",
+                   help="what the sparsity removes: parameters (as SNIP/GraSP report it) or MACs")
+    p.add_argument("--normalize", choices=("mean", "max", "sum", "none"), default="mean",
+                   help="per-group score normalisation before global ranking ('none': raw scores compete "
+                        "across layers, as in unstructured SNIP)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--name", default=None, help="results file stem (default: before_training[_quick])")
     p.add_argument("--out-dir", type=Path, default=None)
@@ -224,11 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         done = sorted({r["seed"] for r in runs})
         notes = (
             f"Fashion-MNIST CNN (width {args.width}), pruned at initialisation by spa_core.workflows.prune_at_init "
-            f"({' and '.join(args.allocation)} allocation, parameter budget, {args.calib_batches} calibration "
+            f"({' and '.join(args.allocation)} allocation, {args.budget} budget, scores normalised by "
+            f"'{args.normalize}', {args.calib_batches} calibration "
             f"batches of {args.calib_batch}), then trained {args.epochs} epoch(s) on {n_train} images (Adam, "
             f"one-cycle) and tested on {args.test_limit or 'all 10000'} test images. Seeds {done} (initial weights, "
             f"calibration batches, training order); accuracy = mean over seeds, accuracy_std = sample standard "
-            f"deviation, per_seed in seed order. Sparsity = fraction of parameters removed. "
+            f"deviation, per_seed in seed order. Sparsity = fraction of {args.budget} removed. "
             f"Total {time.perf_counter() - t0:.0f} s.\n\n" + verdict(rows, runs)
         )
         write_results(name, rows, COLUMNS, plot, notes=notes, out_dir=args.out_dir)

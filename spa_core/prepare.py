@@ -24,11 +24,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
-from onnx import numpy_helper, shape_inference
+from onnx import numpy_helper
 
 from .errors import InvalidModelError, InvalidOptionError
 from .graph import FLOAT_TYPES, Graph
 from .runtime import random_inputs, run_model
+from .shape_inference import infer_shapes
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ def check_arity(m: onnx.ModelProto) -> None:
 
 def _infer(m: onnx.ModelProto) -> onnx.ModelProto:
     try:
-        return shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
+        return infer_shapes(m, strict_mode=False, data_prop=True)
     except Exception as exc:  # inference on odd models may fail; shapes then come from a run
         log.debug("shape inference failed: %s", exc)
         return m

@@ -16,6 +16,8 @@ from .analysis import Analysis
 from .errors import SpaError
 from .plan import AttributePlan
 from .rules.context import SurgeryView
+from .shape_inference import check_model as check_model_structure
+from .shape_inference import check_shapes
 
 
 class SurgeryError(SpaError):
@@ -102,8 +104,8 @@ def check_model(model: onnx.ModelProto, original: onnx.ModelProto | None = None)
     from .runtime import session
 
     checks = [
-        ("onnx checker", onnx.checker.check_model),
-        ("shape inference", lambda m: onnx.shape_inference.infer_shapes(m, strict_mode=True)),
+        ("onnx checker", check_model_structure),
+        ("shape inference", check_shapes),
     ]
     for label, check in checks:
         try:
