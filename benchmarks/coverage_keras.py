@@ -131,7 +131,7 @@ def run_isolated(name: str, ratio: float, timeout: float) -> dict[str, Any]:
 
 def table(rows: list[dict[str, Any]], missing: list[str] = ()) -> str:
     """The Markdown table of ``rows``; ``missing`` names architectures without a row yet."""
-    head = "| model | success | oracle held | keras==onnx | MACs reduction | seconds | failure reason |"
+    head = "| model | success | oracle held | keras==onnx | MACs reduction | seconds | failure reason / note |"
     lines = [head, "|---|---|---|---|---|---|---|"]
     for r in rows:
         ko = r.get("keras_onnx")
@@ -139,7 +139,7 @@ def table(rows: list[dict[str, Any]], missing: list[str] = ()) -> str:
         lines.append(
             f"| {r['model']} | {'yes' if r['success'] else 'no'} | {'yes' if r['oracle'] else 'no'} | "
             f"{'-' if ko is None else f'{ko:.1e}'} | {'-' if macs is None else f'{macs:.1%}'} | "
-            f"{r.get('seconds', '-')} | {r.get('reason', '')} |"
+            f"{r.get('seconds', '-')} | {r.get('reason') or r.get('note', '')} |"
         )
     ok = [r for r in rows if r["success"] and r["oracle"]]
     lines.append(f"\n{len(ok)} of {len(rows)} architectures pruned with the oracle held and Keras == ONNX.")

@@ -204,6 +204,7 @@ def _verify(
         if e.shape != g.shape or not np.allclose(g, e, rtol=1e-3, atol=1e-4 * scale):
             err = float(np.max(np.abs(g - e))) if e.shape == g.shape else float("nan")
             raise FrameworkError(
-                f"the ONNX export differs from the Keras model (max error {err:.3g}); tf2onnx derived "
+                f"the ONNX export differs from the Keras model (max error {err:.3g} at output scale "
+                f"{scale:.3g}); tf2onnx derived "
                 f"initializers SPA cannot trace: {', '.join(unmatched[:5]) or 'none found'}"
             )
