@@ -6,7 +6,7 @@ MatMul); element-wise work is ignored, as in the usual MACs counters.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import onnx
@@ -51,10 +51,14 @@ def _matmul(node: onnx.NodeProto, shape: ShapeOf) -> int:
     return int(np.prod(shape(node.output[0]), dtype=np.int64)) * int(a[-1])
 
 
-def count_macs(model: onnx.ModelProto, shape: ShapeOf) -> tuple[int, dict[str, int]]:
-    """Total MACs and MACs per node name."""
+def count_macs(
+    model: onnx.ModelProto, shape: ShapeOf, indices: Iterable[int] | None = None
+) -> tuple[int, dict[str, int]]:
+    """Total MACs and MACs per node name (of the nodes at ``indices`` only, when given)."""
     per_node = {}
-    for i, node in enumerate(model.graph.node):
+    nodes = model.graph.node
+    for i in range(len(nodes)) if indices is None else indices:
+        node = nodes[i]
         fn = COUNTERS.get(node.op_type)
         if fn is None:
             continue
