@@ -188,10 +188,14 @@ def _write_back(proto: onnx.ModelProto, sources: Mapping[str, InitializerSource]
 def _verify(
     model: Any, proto: onnx.ModelProto, shapes: Mapping[str, tuple[int, ...]], example_inputs: Any, unmatched: list[str]
 ) -> None:
-    """The exported model must compute what the Keras model computes."""
+    """The exported model must compute what the Keras model computes, on the user's example
+    inputs when given (the values the model is meant for), else on seeded random ones."""
     import onnxruntime as ort
 
     feeds = model_inputs.random_inputs(model, shapes)
+    if example_inputs is not None:
+        given = model_inputs.as_arrays(example_inputs)
+        feeds = {name: np.asarray(a, dtype=feeds[name].dtype) for name, a in zip(feeds, given)}
     keras_in = list(feeds.values())
     expected = model(keras_in if len(keras_in) > 1 else keras_in[0], training=False)
     expected = [np.asarray(e) for e in (expected if isinstance(expected, list | tuple) else [expected])]

@@ -15,7 +15,8 @@ def input_names(model: Any) -> list[str]:
     return [str(t.name).split(":")[0] for t in model.inputs]
 
 
-def _as_list(example_inputs: Any) -> list[Any]:
+def as_arrays(example_inputs: Any) -> list[Any]:
+    """The example inputs as a list, one entry per model input."""
     if isinstance(example_inputs, Mapping):
         return list(example_inputs.values())
     if isinstance(example_inputs, list | tuple):
@@ -35,7 +36,7 @@ def static_shapes(model: Any, example_inputs: Any, options: Mapping[str, Any]) -
     names = input_names(model)
     given = options.get("input_shapes")
     if example_inputs is not None:
-        arrays = _as_list(example_inputs)
+        arrays = as_arrays(example_inputs)
         if len(arrays) != len(names):
             raise InvalidOptionError(f"the model has {len(names)} inputs but {len(arrays)} example inputs were given")
         return {n: tuple(int(d) for d in np.shape(a)) for n, a in zip(names, arrays)}
