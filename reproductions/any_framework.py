@@ -42,7 +42,7 @@ COLUMNS = ["framework", "ratio", "acc_base", "acc_pruned", "acc_finetuned", "par
 def settings(quick: bool) -> dict[str, Any]:
     """Data sizes, epochs and learning rates of the full run or the quick check."""
     return {
-        "train_limit": 1000 if quick else 3000, "test_limit": 300 if quick else 2000,
+        "train_limit": 1000 if quick else 10000, "test_limit": 300 if quick else 5000,
         "epochs": 1 if quick else 2, "ft_epochs": 1, "ft_max_batches": 4 if quick else None,
         "ratios": [0.5] if quick else [0.3, 0.6],
         "lr": 2e-3, "ft_lr": 5e-4, "batch": 128, "seed": 0, "criterion": "l1",
