@@ -21,10 +21,10 @@ from onnx import numpy_helper
 from spa_core.errors import FrameworkError, InvalidOptionError
 from spa_core.types import ExportedModel, ParamBinding
 
+from .plugin import FRAMEWORK
 from .probe import LeafMap, ProbeDecoder, probe_values
 from .views import ModelView
 
-FRAMEWORK = "jax"
 DEFAULT_OPSET = 18
 MIN_OPSET = 18  # opset 17 makes jax2onnx write a ReduceMean that onnx rejects
 

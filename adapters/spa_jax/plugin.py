@@ -13,31 +13,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 from typing import Any
 
-import jax
-import onnx
-from flax import nnx, serialization
-
 from spa_core import hookimpl
-from spa_core.errors import FrameworkError
-from spa_core.io import atomic_write
 from spa_core.plan import Plan
 from spa_core.types import ExportedModel
 
-from .export import FRAMEWORK, export_model
-from .linen_model import LinenModel
-from .linen_rebuild import rebuild_linen
-from .nnx_rebuild import RebuildContext, check_forward, rebuild_nnx
-from .slicing import native_kept
-from .views import is_flax_model, make_view
-
+FRAMEWORK = "jax"
 FRAMEWORK_NAMES = {FRAMEWORK, "flax"}
+
+# jax and flax are imported only when a hook has a Flax model to work on: every ``spa``
+# command loads every plugin, and importing jax cost each of them 2-3 s.
 
 
 @hookimpl
 def spa_detect_framework(model: Any) -> str | None:
+    if "flax" not in sys.modules:  # no Flax model can exist before flax is imported
+        return None
+    from .views import is_flax_model
+
     return FRAMEWORK if is_flax_model(model) else None
 
 
@@ -45,35 +40,18 @@ def spa_detect_framework(model: Any) -> str | None:
 def spa_export(model: Any, example_inputs: Any, framework: str, options: dict[str, Any]) -> ExportedModel | None:
     if framework not in FRAMEWORK_NAMES:
         return None
+    from .export import export_model
+    from .views import make_view
+
     return export_model(make_view(model), example_inputs, dict(options or {}))
-
-
-def conv_groups(pruned_onnx: onnx.ModelProto | None, exported: ExportedModel) -> dict[str, int]:
-    """The ``group`` of each pruned Conv, keyed by the path of the kernel it reads."""
-    if pruned_onnx is None:
-        return {}
-    leaf_maps = exported.extras["leaf_maps"]
-    groups: dict[str, int] = {}
-    for node in pruned_onnx.graph.node:
-        if node.op_type in ("Conv", "ConvTranspose") and len(node.input) > 1 and node.input[1] in leaf_maps:
-            group = next((a.i for a in node.attribute if a.name == "group"), 1)
-            groups[leaf_maps[node.input[1]].path] = int(group)
-    return groups
 
 
 def apply_plan(model: Any, plan: Plan, exported: ExportedModel, pruned_onnx: Any,
                options: dict[str, Any]) -> Any:
     """Return the pruned native model (see the module docstring)."""
-    kept = native_kept(plan, exported)
-    specs = exported.extras["input_specs"]
-    view = make_view(model)
-    if view.kind == "nnx":
-        ctx = RebuildContext(kept=kept, conv_groups=conv_groups(pruned_onnx, exported))
-        pruned = rebuild_nnx(model, ctx, inplace=bool(options.get("inplace", False)))
-        check_forward(pruned, specs)
-        return pruned
-    linen_model = model if isinstance(model, LinenModel) else LinenModel(*model)
-    return rebuild_linen(linen_model, kept, specs)
+    from .native import apply_plan as apply_to_native
+
+    return apply_to_native(model, plan, exported, pruned_onnx, options)
 
 
 @hookimpl
@@ -84,23 +62,11 @@ def spa_apply_plan(model: Any, plan: Plan, exported: ExportedModel, pruned_onnx:
     return apply_plan(model, plan, exported, pruned_onnx, dict(options or {}))
 
 
-def state_dict(model: Any) -> dict[str, Any]:
-    """The model's arrays as a nested dict of numpy arrays (msgpack-serialisable)."""
-    if isinstance(model, nnx.Module):
-        return jax.device_get(nnx.to_pure_dict(nnx.state(model)))
-    if isinstance(model, LinenModel):
-        return jax.device_get(serialization.to_state_dict(model.variables))
-    if isinstance(model, tuple) and is_flax_model(model):
-        return jax.device_get(serialization.to_state_dict(model[1]))
-    raise FrameworkError(f"{type(model).__name__} is not a Flax model SPA can save")
-
-
 @hookimpl
 def spa_save_model(model: Any, path: str, framework: str, options: dict[str, Any]) -> bool | None:
     if framework not in FRAMEWORK_NAMES:
         return None
-    if Path(path).suffix != ".msgpack":
-        raise FrameworkError(f"SPA saves Flax models as .msgpack variable files, not {Path(path).name}")
-    data = serialization.msgpack_serialize(state_dict(model))
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    from .native import save_model
+
+    save_model(model, path)
     return True
