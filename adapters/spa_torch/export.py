@@ -22,6 +22,7 @@ from spa_core.errors import FrameworkError, InvalidOptionError
 from spa_core.types import ExportedModel, ParamBinding
 
 from .symbolics import register_symbolics
+from .trace_fixes import tracing_fixes
 
 DEFAULT_OPSET = 17
 
@@ -67,7 +68,7 @@ def export_module(model: torch.nn.Module, example_inputs: Any, options: dict[str
     torch.backends.mha.set_fastpath_enabled(False)  # the fused MHA kernel has no ONNX export
     try:
         register_symbolics()
-        with torch.no_grad():
+        with torch.no_grad(), tracing_fixes():
             torch.onnx.export(
                 model, inputs, buf, dynamo=False, do_constant_folding=False, opset_version=opset,
                 input_names=names,
