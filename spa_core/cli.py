@@ -12,7 +12,9 @@ import argparse
 import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -111,7 +113,24 @@ def _configure_output(args: argparse.Namespace) -> None:
     progress.configure(quiet=True if args.quiet else None)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM ends the run like Ctrl-C: as an exception, so that ``finally`` blocks remove
+    temporary files (the default action kills the process before they can)."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``spa`` command; SIGTERM is handled like Ctrl-C while it runs."""
+    if threading.current_thread() is not threading.main_thread():
+        return _run(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     from . import progress
 
     parser = build_parser()
