@@ -156,6 +156,22 @@ def _run(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("spa: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except Exception as exc:  # an interrupt inside a C extension's import comes back as its ImportError
+        if not _caused_by_interrupt(exc):
+            raise
+        print("spa: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+def _caused_by_interrupt(exc: BaseException | None) -> bool:
+    """Whether ``exc`` was raised while handling (or because of) a KeyboardInterrupt."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def cmd_criteria(args: argparse.Namespace) -> int:

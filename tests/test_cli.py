@@ -113,3 +113,18 @@ def test_bad_input_one_line_nonzero_no_output(case, resnet_file, tmp_path):
     assert lines[0].startswith("spa") and "error" in lines[0]
     assert "Traceback" not in run.stderr
     assert list(tmp_path.glob("out.onnx*")) == [] and not list(tmp_path.glob(".out.onnx*"))
+
+
+def test_an_interrupt_during_an_extension_import_counts_as_an_interrupt():
+    """Ctrl-C while onnxruntime initialises surfaces as its ImportError: still an interrupt."""
+    from spa_core.cli import _caused_by_interrupt
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise ImportError("initialization failed") from None
+    except ImportError as exc:
+        assert not _caused_by_interrupt(exc.__cause__)  # from None: the chain is cut
+        assert _caused_by_interrupt(exc)  # __context__ still records the interrupt
+    assert not _caused_by_interrupt(ValueError("unrelated"))
