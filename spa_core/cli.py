@@ -153,11 +153,8 @@ def _run(argv: Sequence[str] | None) -> int:
         log.debug("error", exc_info=exc)
         print(f"spa: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("spa: interrupted; nothing was written", file=sys.stderr)
-        return 130
-    except Exception as exc:  # an interrupt inside a C extension's import comes back as its ImportError
-        if not _caused_by_interrupt(exc):
+    except (KeyboardInterrupt, Exception) as exc:  # an interrupt inside a C extension's import
+        if not _caused_by_interrupt(exc):          # comes back as that extension's ImportError
             raise
         print("spa: interrupted; nothing was written", file=sys.stderr)
         return 130

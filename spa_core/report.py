@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 
 from .analysis import Analysis
+from .graph import Graph
 from .macs import count_macs
 from .rules.context import SurgeryView
 
@@ -62,6 +63,15 @@ class Report:
         )
 
 
+def _shape_after(graph: Graph, view: SurgeryView) -> Callable[[str], tuple[int, ...]]:
+    """The shape of every value once ``view``'s channels are removed."""
+
+    def shape(name: str) -> tuple[int, ...]:
+        return tuple(view.new_size(name, a) for a in range(len(graph.shapes[name])))
+
+    return shape
+
+
 def _nodes_by_value(model: onnx.ModelProto) -> dict[str, list[int]]:
     """Indices of the nodes that read or write each value."""
     found: dict[str, list[int]] = {}
@@ -83,13 +93,7 @@ def _group_share(
     4 s of a ResNet-200's pruning).
     """
     graph = analysis.graph
-
-    def new_shape(name: str) -> tuple[int, ...]:
-        return tuple(view.new_size(name, a) for a in range(len(graph.shapes[name])))
-
-    def old_shape(name: str) -> tuple[int, ...]:
-        return graph.shapes[name]
-
+    old_shape, new_shape = graph.shapes.__getitem__, _shape_after(graph, view)
     values = {name for name, _ in dims}
     n_params = sum(int(np.prod(old_shape(n), dtype=np.int64)) - int(np.prod(new_shape(n), dtype=np.int64))
                    for n in values & params)
@@ -108,13 +112,7 @@ def build_report(
     from .surgery import surgery_view
 
     graph = analysis.graph
-
-    def old_shape(name: str) -> tuple[int, ...]:
-        return graph.shapes[name]
-
-    def new_shape(name: str) -> tuple[int, ...]:
-        return tuple(view.new_size(name, a) for a in range(len(graph.shapes[name])))
-
+    old_shape, new_shape = graph.shapes.__getitem__, _shape_after(graph, view)
     params = [n for n in graph.initializers if graph.is_parameter(n)]
     params_before = sum(int(np.prod(old_shape(n), dtype=np.int64)) for n in params)
     params_after = sum(int(np.prod(new_shape(n), dtype=np.int64)) for n in params)
