@@ -19,7 +19,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .graph import Graph
+from .graph import Graph, frozen_names
 from .prepare import subgraph_outer_names
 from .rules.context import (
     AttributeRewriter,
@@ -174,6 +174,8 @@ class AnalysisBuilder:
                         self.block_value(name, "ignored by the user")
         for name in ignore & set(g.initializers):
             self.block_value(name, "ignored by the user")
+        for name in set(frozen_names(g.model)) & set(g.initializers):
+            self.block_value(name, "constant of a rewritten operation")
 
     # ---------------------------------------------------------------- result
     def finish(self) -> Analysis:

@@ -11,6 +11,7 @@ thin index over the protobuf does that with no conversion round trip.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -24,6 +25,33 @@ FLOAT_TYPES = {
     onnx.TensorProto.FLOAT16,
     onnx.TensorProto.BFLOAT16,
 }
+
+FROZEN_KEY = "spa.frozen"
+"""``metadata_props`` key: JSON list of constants that describe a computation, not weights."""
+
+
+def mark_frozen(model: onnx.ModelProto, names: list[str]) -> None:
+    """Record that the constants ``names`` of ``model`` must never be pruned.
+
+    An exporter that had to rewrite an operation (an antialiased resize, an adaptive pool)
+    as matrix products leaves constant matrices that look like weights to the rules; an
+    adapter marks them so. The mark is kept in the model, so a pruned model keeps it too.
+    """
+    names = sorted(set(frozen_names(model)) | set(names))
+    for prop in model.metadata_props:
+        if prop.key == FROZEN_KEY:
+            prop.value = json.dumps(names)
+            return
+    if names:
+        model.metadata_props.add(key=FROZEN_KEY, value=json.dumps(names))
+
+
+def frozen_names(model: onnx.ModelProto) -> list[str]:
+    """The constants :func:`mark_frozen` recorded in ``model``."""
+    for prop in model.metadata_props:
+        if prop.key == FROZEN_KEY:
+            return list(json.loads(prop.value))
+    return []
 
 
 @dataclass

@@ -46,10 +46,11 @@ def apply_removal(analysis: Analysis, removed: np.ndarray) -> tuple[onnx.ModelPr
     new_inits = []
     for tensor in model.graph.initializer:
         name = tensor.name
-        if not graph.is_parameter(name):
+        array = graph.initializers[name]
+        # weights, and constant index tensors that route channels (a Gather's indices)
+        if not graph.is_parameter(name) and not any((name, a) in analysis.dim_start for a in range(array.ndim)):
             new_inits.append(tensor)
             continue
-        array = graph.initializers[name]
         sliced = array
         for axis in range(array.ndim):
             keep = view.kept(name, axis)

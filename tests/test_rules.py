@@ -77,6 +77,10 @@ PRUNABLE = {
         [H("Slice", ["a", "st", "en", "ax"], ["h1"]), H("Slice", ["a", "en", "big", "ax"], ["h2"]), H("Add", ["h1", "h2"], ["b"])],
         4, {"st": i64(0), "en": i64(4), "big": i64(2**62), "ax": i64(1)},
     ),
+    # a constant permutation of the channels (CSATv2's zigzag order): its indices are sliced with them
+    "gather_channel_permutation": lambda: conv_sandwich(
+        [H("Gather", ["a", "perm"], ["b"], axis=1)], C, {"perm": i64(*np.random.default_rng(1).permutation(C))}
+    ),
     "transpose": lambda: conv_sandwich([H("Transpose", ["a"], ["t"], perm=[0, 1, 3, 2]), H("Relu", ["t"], ["b"])], C),
     "transpose_channels_last": lambda: conv_sandwich(
         [H("Transpose", ["a"], ["t"], perm=[0, 2, 3, 1]), H("Transpose", ["t"], ["b"], perm=[0, 3, 1, 2])], C

@@ -88,3 +88,42 @@ def test_inplace_pruning_does_not_retry():
     model, x = Net().eval(), torch.randn(1, 3, 8, 8)
     with pytest.raises(FrameworkError, match="hard-codes a width"):
         spa_core.prune(model, x, ratio=0.5, inplace=True)
+
+
+class ImplicitlyScaledAttention(nn.Module):
+    """One head: ``scaled_dot_product_attention`` divides by sqrt of the (prunable) query width."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.wq, self.wk, self.wv = nn.Linear(width, width), nn.Linear(width, width), nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.scaled_dot_product_attention(self.wq(x), self.wk(x), self.wv(x))
+
+
+class AttentionNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(4, 8)
+        self.attn = ImplicitlyScaledAttention()
+        self.mlp = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 8))
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = x + self.attn(x)
+        return self.head(x + self.mlp(x))
+
+
+def test_attention_whose_implicit_scale_would_change_is_left_unpruned():
+    """The pruned module would divide by sqrt(new width), the ONNX graph by sqrt(8): the
+    module runs but differs, and the layer is named from the recorded query widths."""
+    torch.manual_seed(0)
+    model, x = AttentionNet().eval(), torch.randn(2, 5, 4)
+    result = spa_core.prune(model, x, ratio=0.5, criterion="l1")
+    assert any(name.startswith("attn ") for name in result.extras.get("auto_ignored", [])), result.extras
+    assert result.model.attn.wq.out_features == 8, "the attention keeps its width"
+    assert result.model.mlp[0].out_features < 32, "the rest is still pruned"
+    assert_oracle(result, rtol=1e-4)
+    with torch.no_grad():
+        assert result.model(x).shape == (2, 5, 3)

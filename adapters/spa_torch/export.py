@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,10 @@ import torch
 from onnx import numpy_helper
 
 from spa_core.errors import FrameworkError, InvalidOptionError
+from spa_core.graph import mark_frozen
 from spa_core.types import ExportedModel, ParamBinding
 
+from .attention_scale import recording_attention_widths
 from .symbolics import register_symbolics
 from .trace_fixes import tracing_fixes
 
@@ -63,30 +66,69 @@ def export_module(model: torch.nn.Module, example_inputs: Any, options: dict[str
     names = [f"input_{i}" for i in range(len(inputs))] if len(inputs) > 1 else ["input"]
     was_training = model.training
     model.eval()
-    buf = io.BytesIO()
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)  # the fused MHA kernel has no ONNX export
     try:
         register_symbolics()
-        with torch.no_grad(), tracing_fixes():
-            torch.onnx.export(
-                model, inputs, buf, dynamo=False, do_constant_folding=False, opset_version=opset,
-                input_names=names,
-                # as inputs, equal-valued tensors (fresh BatchNorm statistics) are not merged
-                # into one initializer, which would couple unrelated layers
-                keep_initializers_as_inputs=True,
-            )
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FrameworkError(f"torch.onnx.export failed for {type(model).__name__}: {first}") from exc
+        try:
+            traced = _trace_to_onnx(model, inputs, opset, names, decompose=False)
+        except Exception as exc:  # noqa: BLE001 - retried with decompositions, reported below if that fails too
+            try:
+                traced = _trace_to_onnx(model, inputs, opset, names, decompose=True)
+            except Exception:  # noqa: BLE001 - the first error is the one that names the operator
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise FrameworkError(f"torch.onnx.export failed for {type(model).__name__}: {first}") from exc
     finally:
         model.train(was_training)
         torch.backends.mha.set_fastpath_enabled(fastpath)
-    proto = onnx.load_from_string(buf.getvalue())
+    proto = onnx.load_from_string(traced.onnx_bytes)
     mapping = map_initializers(proto, named_tensors(model))
     shapes = {n: tuple(x.shape) for n, x in zip(names, inputs)}
+    mark_frozen(proto, constants_equal_to(proto, traced.constants))
     return ExportedModel(onnx=proto, framework="torch", input_shapes=shapes, parameter_map=mapping,
-                         extras={"example_inputs": inputs})
+                         extras={"example_inputs": inputs, "attention_widths": traced.attention_widths})
+
+
+@dataclass
+class _Traced:
+    onnx_bytes: bytes
+    attention_widths: dict[str, int]
+    """Query width of each implicitly scaled attention call (see attention_scale)."""
+    constants: list[torch.Tensor]
+    """Constant matrices the decompositions put into the graph (see trace_fixes)."""
+
+
+def _trace_to_onnx(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], opset: int, names: list[str],
+                   decompose: bool) -> _Traced:
+    """One TorchScript export; ``decompose`` rewrites calls that have no ONNX symbolic (see trace_fixes)."""
+    buf = io.BytesIO()
+    with (torch.no_grad(), tracing_fixes(decompose=decompose) as constants,
+          recording_attention_widths(model) as widths):
+        torch.onnx.export(
+            model, inputs, buf, dynamo=False, do_constant_folding=False, opset_version=opset,
+            input_names=names,
+            # as inputs, equal-valued tensors (fresh BatchNorm statistics) are not merged
+            # into one initializer, which would couple unrelated layers
+            keep_initializers_as_inputs=True,
+        )
+    return _Traced(buf.getvalue(), widths, constants)
+
+
+def constants_equal_to(proto: onnx.ModelProto, tensors: list[torch.Tensor]) -> list[str]:
+    """Names of the initializers and Constant-node outputs of ``proto`` holding one of ``tensors``."""
+    if not tensors:
+        return []
+    arrays = [t.detach().cpu().numpy() for t in tensors]
+    candidates = [(t.name, t) for t in proto.graph.initializer]
+    candidates += [(node.output[0], attr.t) for node in proto.graph.node if node.op_type == "Constant"
+                   for attr in node.attribute if attr.name == "value"]
+    found = []
+    for name, tensor in candidates:
+        if any(tuple(tensor.dims) == a.shape for a in arrays):
+            value = numpy_helper.to_array(tensor)
+            if any(value.shape == a.shape and np.array_equal(value, a) for a in arrays):
+                found.append(name)
+    return found
 
 
 def map_initializers(proto: onnx.ModelProto, tensors: dict[str, torch.Tensor]) -> dict[str, ParamBinding]:

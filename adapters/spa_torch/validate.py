@@ -12,6 +12,7 @@ from spa_core.errors import FrameworkError, HardcodedWidthError
 from spa_core.runtime import run_model
 from spa_core.types import ExportedModel
 
+from .attention_scale import recording_attention_widths, rescaled_attention
 from .culprit import failing_module, onnx_nodes_under, onnx_parameters_under, same_code_modules
 
 
@@ -81,9 +82,27 @@ def check_against_onnx(module: torch.nn.Module, pruned_onnx: onnx.ModelProto, in
                 ) from None
         raise FrameworkError(message) from None
     err = relative_error(got, expected)
+    if err > rtol and exported is not None:
+        _raise_for_rescaled_attention(module, inputs, exported, err)
     if err > rtol:
         raise FrameworkError(
             f"the pruned {type(module).__name__} differs from the pruned ONNX model (relative error {err:.2g}); "
             "its forward() probably hard-codes a width. Use the pruned ONNX model, or --ignore that layer"
         )
     return err
+
+
+def _raise_for_rescaled_attention(module: torch.nn.Module, inputs: tuple, exported: ExportedModel, err: float) -> None:
+    """Name the attention layers whose implicit ``1/sqrt(d)`` changed with the pruning, if any."""
+    with recording_attention_widths(module) as widths:
+        module_outputs(module, inputs)
+    changed = rescaled_attention(exported.extras.get("attention_widths") or {}, widths)
+    if not changed:
+        return
+    layers = sorted({n for name in changed for n in same_code_modules(module, name)})
+    where = ", ".join(f"{n} ({type(module.get_submodule(n)).__name__})" for n in changed[:3])
+    raise HardcodedWidthError(
+        f"the pruned {type(module).__name__} differs from the pruned ONNX model (relative error {err:.2g}): "
+        f"the attention in {where} scales by 1/sqrt(head width), which the pruning changed",
+        onnx_parameters_under(layers, exported), where, onnx_nodes_under(layers, exported),
+    )
