@@ -116,6 +116,7 @@ TV_SIDES: dict[str, tuple[int, ...]] = {
     # AdaptiveAvgPool2d to 6x6 / 7x7 exports to ONNX only from a multiple of that size
     **{n: (224,) for n in ("alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")},
     "inception_v3": (75, 96, 299),
+    "vit_h_14": (56,),  # built with image_size=56 (TV_KWARGS)
     "maxvit_t": (224,),  # every stage must be a multiple of its 7x7 partitions
     "ssd300_vgg16": (300,),
     "ssdlite320_mobilenet_v3_large": (320,),

@@ -76,11 +76,20 @@ def load_model(source: str | Path | onnx.ModelProto | bytes) -> onnx.ModelProto:
     return model
 
 
+def weight_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of the initializers held in the model (near protobuf's 2 GiB limit, a model must be
+    serialised with external data)."""
+    return sum(len(t.raw_data) for t in model.graph.initializer)
+
+
+def needs_external_data(model: onnx.ModelProto) -> bool:
+    return weight_bytes(model) >= EXTERNAL_DATA_THRESHOLD
+
+
 def save_model(model: onnx.ModelProto, path: str | Path) -> None:
     """Save atomically; large models get their weights in an external data file beside."""
     dest = Path(path)
-    size = sum(len(t.raw_data) for t in model.graph.initializer)
-    if size < EXTERNAL_DATA_THRESHOLD:
+    if not needs_external_data(model):
         atomic_write(dest, lambda tmp: tmp.write_bytes(model.SerializeToString()))
         return
     data_name = dest.name + ".data"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+
+from .io import needs_external_data
 
 _NP_TYPES = {
     onnx.TensorProto.FLOAT: np.float32,
@@ -56,7 +60,18 @@ def session(model: onnx.ModelProto, threads: int | None = None) -> ort.Inference
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    if not needs_external_data(model):
+        return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    # past protobuf's 2 GiB limit the model cannot be serialised whole: onnxruntime reads it
+    # from a file whose weights lie in an external data file (loaded when the session starts)
+    with tempfile.TemporaryDirectory(prefix="spa-ort-") as folder:
+        path = Path(folder) / "model.onnx"
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)  # saving with external data empties the tensors it writes out
+        onnx.save_model(copy, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location="model.onnx.data")
+        del copy
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def run_model(

@@ -21,6 +21,7 @@ from spa_torch.export import export_module
 from spa_torch.trace_fixes import (
     adaptive_pool_as_matmul,
     antialiased_resize_as_matmul,
+    fold_as_transposed_conv,
     tracing_fixes,
     unfold_by_slicing,
 )
@@ -73,7 +74,22 @@ class ResampledEmbedding(nn.Module):
         return self.head(torch.relu(self.conv(x) + pos))
 
 
-MODELS = [Windows, OddPool, ResampledEmbedding]
+class Outlook(nn.Module):
+    """VOLO-style outlook: overlapping blocks taken out with ``F.unfold`` and added back with ``F.fold``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.mix = nn.Conv2d(8, 8, 1)
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = self.mix(torch.relu(self.conv(x)))  # the fold's channels stay; the hidden ones are pruned
+        blocks = F.unfold(v, kernel_size=3, padding=1, stride=2)
+        return self.head(F.fold(torch.relu(blocks), v.shape[-2:], kernel_size=3, padding=1, stride=2))
+
+
+MODELS = [Windows, OddPool, ResampledEmbedding, Outlook]
 
 
 def test_each_rewrite_equals_the_call_it_replaces():
@@ -90,6 +106,12 @@ def test_each_rewrite_equals_the_call_it_replaces():
     for kwargs in [dict(size=(5, 4), mode="bicubic"), dict(scale_factor=0.5, mode="bilinear"),
                    dict(size=(20, 16), mode="bicubic", align_corners=True)]:
         torch.testing.assert_close(resize(x, antialias=True, **kwargs), F.interpolate(x, antialias=True, **kwargs),
+                                   rtol=1e-5, atol=1e-5)
+    fold = fold_as_transposed_conv(F.fold, made)
+    for channels, k, size, stride, pad, dil in [(3, 3, (14, 13), 2, 1, 1), (2, 2, (8, 8), 2, 0, 1), (2, 3, (12, 12), 2, 2, 2)]:
+        blocks = [(n + 2 * pad - dil * (k - 1) - 1) // stride + 1 for n in size]
+        cols = torch.randn(2, channels * k * k, blocks[0] * blocks[1])
+        torch.testing.assert_close(fold(cols, size, k, dil, pad, stride), F.fold(cols, size, k, dil, pad, stride),
                                    rtol=1e-5, atol=1e-5)
     assert made, "the pool and resize rewrites record the constant matrices they create"
 

@@ -127,3 +127,30 @@ def test_attention_whose_implicit_scale_would_change_is_left_unpruned():
     assert_oracle(result, rtol=1e-4)
     with torch.no_grad():
         assert result.model(x).shape == (2, 5, 3)
+
+
+class GatedSplit(nn.Module):
+    """MambaOut-style gated block: one projection split by sizes kept in an attribute."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(8, 24, 1)
+        self.split_indices = (12, 8, 4)
+        self.conv = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+        self.fc2 = nn.Conv2d(12, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g, i, c = torch.split(self.fc1(x), self.split_indices, dim=1)
+        return x + self.fc2(torch.relu(g) * torch.cat((i, self.conv(c)), dim=1))
+
+
+def test_split_sizes_held_in_an_attribute_follow_the_pruning():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), GatedSplit(), GatedSplit(), nn.Conv2d(8, 4, 1)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    result = spa_core.prune(model, x, ratio=0.5, criterion="l1")
+    assert not result.extras.get("auto_ignored"), result.extras
+    block = result.model[1]
+    assert sum(block.split_indices) == block.fc1.out_channels < 24
+    assert isinstance(block.split_indices, tuple) and block.split_indices != (12, 8, 4)
+    assert_oracle(result, rtol=1e-4)

@@ -56,7 +56,7 @@ def onnx_parameters_under(modules: list[str], exported: ExportedModel) -> list[s
     )
 
 
-def _node_module(node_name: str) -> str:
+def node_module(node_name: str) -> str:
     """The module path of a TorchScript-exported node (``/stages/stages.0/conv/Conv`` -> ``stages.0.conv``)."""
     parts: list[str] = []
     for seg in node_name.split("/")[1:-1]:
@@ -72,7 +72,7 @@ def onnx_nodes_under(modules: list[str], exported: ExportedModel) -> list[str]:
     wanted = set(modules)
     found = []
     for node in exported.onnx.graph.node:
-        path = _node_module(node.name)
+        path = node_module(node.name)
         while path and path not in wanted:
             path = path.rpartition(".")[0]
         if path in wanted:

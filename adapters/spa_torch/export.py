@@ -10,8 +10,10 @@ guessing names.
 from __future__ import annotations
 
 import io
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,7 @@ from onnx import numpy_helper
 
 from spa_core.errors import FrameworkError, InvalidOptionError
 from spa_core.graph import mark_frozen
+from spa_core.io import EXTERNAL_DATA_THRESHOLD
 from spa_core.types import ExportedModel, ParamBinding
 
 from .attention_scale import recording_attention_widths
@@ -81,7 +84,7 @@ def export_module(model: torch.nn.Module, example_inputs: Any, options: dict[str
     finally:
         model.train(was_training)
         torch.backends.mha.set_fastpath_enabled(fastpath)
-    proto = onnx.load_from_string(traced.onnx_bytes)
+    proto = traced.onnx
     mapping = map_initializers(proto, named_tensors(model))
     shapes = {n: tuple(x.shape) for n, x in zip(names, inputs)}
     mark_frozen(proto, constants_equal_to(proto, traced.constants))
@@ -91,7 +94,7 @@ def export_module(model: torch.nn.Module, example_inputs: Any, options: dict[str
 
 @dataclass
 class _Traced:
-    onnx_bytes: bytes
+    onnx: onnx.ModelProto
     attention_widths: dict[str, int]
     """Query width of each implicitly scaled attention call (see attention_scale)."""
     constants: list[torch.Tensor]
@@ -101,17 +104,20 @@ class _Traced:
 def _trace_to_onnx(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], opset: int, names: list[str],
                    decompose: bool) -> _Traced:
     """One TorchScript export; ``decompose`` rewrites calls that have no ONNX symbolic (see trace_fixes)."""
-    buf = io.BytesIO()
-    with (torch.no_grad(), tracing_fixes(decompose=decompose) as constants,
-          recording_attention_widths(model) as widths):
+    large = sum(t.numel() * t.element_size() for t in named_tensors(model).values()) >= EXTERNAL_DATA_THRESHOLD
+    with (tempfile.TemporaryDirectory(prefix="spa-export-") as folder, torch.no_grad(),
+          tracing_fixes(decompose=decompose) as constants, recording_attention_widths(model) as widths):
+        # past protobuf's 2 GiB limit the exporter writes the weights to files beside a model file
+        target: io.BytesIO | str = str(Path(folder) / "model.onnx") if large else io.BytesIO()
         torch.onnx.export(
-            model, inputs, buf, dynamo=False, do_constant_folding=False, opset_version=opset,
+            model, inputs, target, dynamo=False, do_constant_folding=False, opset_version=opset,
             input_names=names,
             # as inputs, equal-valued tensors (fresh BatchNorm statistics) are not merged
             # into one initializer, which would couple unrelated layers
             keep_initializers_as_inputs=True,
         )
-    return _Traced(buf.getvalue(), widths, constants)
+        proto = onnx.load(target, load_external_data=True) if large else onnx.load_from_string(target.getvalue())
+    return _Traced(proto, widths, constants)
 
 
 def constants_equal_to(proto: onnx.ModelProto, tensors: list[torch.Tensor]) -> list[str]:

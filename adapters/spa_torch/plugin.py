@@ -41,10 +41,12 @@ def spa_apply_plan(model: Any, plan: Any, exported: ExportedModel, pruned_onnx: 
         return None
     from .apply import apply_plan_to_module
     from .hf.modules import register_updaters
+    from .split_sizes import update_split_attributes
     from .validate import check_against_onnx
 
     register_updaters(model)  # transformers/timm attention: head counts follow the pruned weights
     pruned = apply_plan_to_module(model, plan, exported, inplace=bool(options.get("inplace")))
+    update_split_attributes(pruned, exported.onnx, pruned_onnx)
     if options.get("validate", True) and exported.extras.get("example_inputs") is not None:
         check_against_onnx(pruned, pruned_onnx, exported.extras["example_inputs"], VALIDATION_RTOL, exported)
     return pruned

@@ -24,6 +24,9 @@ which a traced export has anyway:
   timm's NaFlexViT and Hiera resample position embeddings with it): also a separable linear
   map, whose matrices are obtained by running PyTorch's own kernel on identity matrices
   outside the trace, so the weights are PyTorch's.
+* ``F.fold`` (``aten::col2im`` needs opset 18; timm's VOLO): a transposed convolution with
+  one channel per group and a constant one-hot kernel, which adds every block entry into
+  its place as col2im does.
 
 Only the retry uses them, so a model that exports today keeps exactly the graph it had.
 """
@@ -147,6 +150,46 @@ def antialiased_resize_as_matmul(original: Callable[..., torch.Tensor], made: li
     return interpolate
 
 
+def _pair(value: Any) -> tuple[int, int]:
+    return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _fold_kernel(channels: int, kernel: tuple[int, int]) -> torch.Tensor:
+    """One-hot transposed-convolution kernel: input channel ``c*kh*kw + i*kw + j`` adds into
+    output channel ``c`` at kernel offset ``(i, j)``, which is what col2im does."""
+    kh, kw = kernel
+    weight = torch.zeros(channels * kh * kw, 1, kh, kw)
+    for c in range(channels):
+        for i in range(kh):
+            for j in range(kw):
+                weight[(c * kh + i) * kw + j, 0, i, j] = 1.0
+    return weight
+
+
+def fold_as_transposed_conv(original: Callable[..., torch.Tensor], made: list[torch.Tensor]) -> Callable[..., torch.Tensor]:
+    def fold(input: torch.Tensor, output_size: Any, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
+             stride: Any = 1) -> torch.Tensor:
+        if input.dim() != 3:
+            return original(input, output_size, kernel_size, dilation, padding, stride)
+        (height, width), kernel = _pair(output_size), _pair(kernel_size)
+        dil, pad, step = _pair(dilation), _pair(padding), _pair(stride)
+        blocks = [(size + 2 * p - d * (k - 1) - 1) // s + 1
+                  for size, p, d, k, s in zip((height, width), pad, dil, kernel, step)]
+        channels = static_size(input, 1) // (kernel[0] * kernel[1])
+        extra = [size - ((n - 1) * s - 2 * p + d * (k - 1) + 1)
+                 for size, n, s, p, d, k in zip((height, width), blocks, step, pad, dil, kernel)]
+        if any(e < 0 or e >= max(s, d) for e, s, d in zip(extra, step, dil)):
+            return original(input, output_size, kernel_size, dilation, padding, stride)
+        with untraced():
+            weight = _fold_kernel(channels, kernel).to(input.dtype)
+        made.append(weight)
+        grid = input.reshape(static_size(input, 0), static_size(input, 1), blocks[0], blocks[1])
+        return F.conv_transpose2d(grid, weight, stride=step, padding=pad, output_padding=tuple(extra),
+                                  groups=channels, dilation=dil)
+
+    return fold
+
+
 def _mute(*args: Any) -> None:
     """Drop an exporter debug-log message."""
 
@@ -157,6 +200,7 @@ DECOMPOSITIONS: tuple[tuple[Any, str, Rewrite], ...] = (
     (torch.Tensor, "unfold", unfold_by_slicing),
     (F, "adaptive_avg_pool2d", adaptive_pool_as_matmul),
     (F, "interpolate", antialiased_resize_as_matmul),
+    (F, "fold", fold_as_transposed_conv),
 )
 
 
