@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import onnx
 
@@ -76,10 +77,62 @@ def load_model(source: str | Path | onnx.ModelProto | bytes) -> onnx.ModelProto:
     return model
 
 
+def _copy_fields(source: Any, target: Any, skip: str) -> None:
+    for field, value in source.ListFields():
+        if field.name == skip:
+            continue
+        if field.is_repeated:
+            getattr(target, field.name).extend(value)
+        elif field.message_type is not None:
+            getattr(target, field.name).CopyFrom(value)
+        else:
+            setattr(target, field.name, value)
+
+
+def copy_without_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose graph has no initializers: copying the weights of a model of
+    gigabytes only to replace them (surgery) or to write them out (a session) doubles its memory."""
+    copy = onnx.ModelProto()
+    _copy_fields(model, copy, skip="graph")
+    _copy_fields(model.graph, copy.graph, skip="initializer")
+    return copy
+
+
+def external_weights(model: onnx.ModelProto, data_file: Path, location: str) -> onnx.ModelProto:
+    """Write every initializer's bytes of ``model`` to ``data_file``, one tensor at a time (no
+    second copy of the weights in memory), and return the model that points at them as
+    external data named ``location`` (a path relative to the model file)."""
+    skeleton = copy_without_initializers(model)
+    offset = 0
+    with open(data_file, "wb") as data:
+        for tensor in model.graph.initializer:
+            if not tensor.HasField("raw_data"):
+                skeleton.graph.initializer.append(tensor)
+                continue
+            raw = tensor.raw_data
+            stub = skeleton.graph.initializer.add()
+            stub.name, stub.data_type = tensor.name, tensor.data_type
+            stub.dims.extend(tensor.dims)
+            stub.data_location = onnx.TensorProto.EXTERNAL
+            for key, value in (("location", location), ("offset", str(offset)), ("length", str(len(raw)))):
+                stub.external_data.add(key=key, value=value)
+            data.write(raw)
+            offset += len(raw)
+    return skeleton
+
+
 def weight_bytes(model: onnx.ModelProto) -> int:
     """Bytes of the initializers held in the model (near protobuf's 2 GiB limit, a model must be
     serialised with external data)."""
-    return sum(len(t.raw_data) for t in model.graph.initializer)
+    sizes = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.DOUBLE: 8, onnx.TensorProto.FLOAT16: 2,
+             onnx.TensorProto.BFLOAT16: 2, onnx.TensorProto.INT64: 8, onnx.TensorProto.INT32: 4}
+    total = 0
+    for t in model.graph.initializer:  # from the shapes: reading raw_data would copy every tensor
+        count = 1
+        for d in t.dims:
+            count *= d
+        total += count * sizes.get(t.data_type, 1)
+    return total
 
 
 def needs_external_data(model: onnx.ModelProto) -> bool:
@@ -94,21 +147,5 @@ def save_model(model: onnx.ModelProto, path: str | Path) -> None:
         return
     data_name = dest.name + ".data"
     with atomic_path(dest.parent / data_name) as data_tmp:
-        copy = onnx.ModelProto()
-        copy.CopyFrom(model)
-        onnx.save_model(
-            copy,
-            str(dest.parent / (".tmp_" + dest.name)),
-            save_as_external_data=True,
-            all_tensors_to_one_file=True,
-            location=data_tmp.name,
-        )
-        # re-point the external data location to the final name, then rename both
-        proto_tmp = dest.parent / (".tmp_" + dest.name)
-        m = onnx.load(str(proto_tmp), load_external_data=False)
-        for t in m.graph.initializer:
-            for e in t.external_data:
-                if e.key == "location":
-                    e.value = data_name
-        proto_tmp.unlink()
-        atomic_write(dest, lambda tmp: tmp.write_bytes(m.SerializeToString()))
+        skeleton = external_weights(model, data_tmp, data_name)
+        atomic_write(dest, lambda tmp: tmp.write_bytes(skeleton.SerializeToString()))

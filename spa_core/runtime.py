@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from .io import needs_external_data
+from .io import external_weights, needs_external_data
 
 _NP_TYPES = {
     onnx.TensorProto.FLOAT: np.float32,
@@ -66,11 +66,7 @@ def session(model: onnx.ModelProto, threads: int | None = None) -> ort.Inference
     # from a file whose weights lie in an external data file (loaded when the session starts)
     with tempfile.TemporaryDirectory(prefix="spa-ort-") as folder:
         path = Path(folder) / "model.onnx"
-        copy = onnx.ModelProto()
-        copy.CopyFrom(model)  # saving with external data empties the tensors it writes out
-        onnx.save_model(copy, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location="model.onnx.data")
-        del copy
+        path.write_bytes(external_weights(model, Path(folder) / "model.onnx.data", "model.onnx.data").SerializeToString())
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 

@@ -14,6 +14,7 @@ from onnx import helper, numpy_helper
 
 from .analysis import Analysis
 from .errors import SpaError
+from .io import copy_without_initializers
 from .plan import AttributePlan
 from .rules.context import SurgeryView
 from .shape_inference import check_model as check_model_structure
@@ -39,12 +40,11 @@ def surgery_view(analysis: Analysis, removed: np.ndarray) -> SurgeryView:
 def apply_removal(analysis: Analysis, removed: np.ndarray) -> tuple[onnx.ModelProto, list[AttributePlan]]:
     """A new model with the classes marked in ``removed`` taken out."""
     graph = analysis.graph
-    model = onnx.ModelProto()
-    model.CopyFrom(graph.model)
+    model = copy_without_initializers(graph.model)  # the weights are added back below, sliced
     view = surgery_view(analysis, removed)
 
     new_inits = []
-    for tensor in model.graph.initializer:
+    for tensor in graph.model.graph.initializer:
         name = tensor.name
         array = graph.initializers[name]
         # weights, and constant index tensors that route channels (a Gather's indices)
@@ -57,7 +57,6 @@ def apply_removal(analysis: Analysis, removed: np.ndarray) -> tuple[onnx.ModelPr
             if len(keep) != array.shape[axis]:
                 sliced = np.take(sliced, keep, axis=axis)
         new_inits.append(tensor if sliced is array else numpy_helper.from_array(np.ascontiguousarray(sliced), name))
-    del model.graph.initializer[:]
     model.graph.initializer.extend(new_inits)
 
     nodes = model.graph.node
