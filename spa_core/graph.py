@@ -12,6 +12,7 @@ thin index over the protobuf does that with no conversion round trip.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -54,6 +55,42 @@ def frozen_names(model: onnx.ModelProto) -> list[str]:
     return []
 
 
+class InitializerTable(Mapping[str, np.ndarray]):
+    """The initializers of a model as numpy arrays, by name.
+
+    Small tensors (shapes, indices, constants the rules read again and again) are converted
+    once and kept; weights are converted on each access and not kept, so that the graph does
+    not hold a second copy of a model's weights beside its protobuf (gigabytes for the
+    largest models; each weight is read a few times: scoring, surgery).
+    """
+
+    CACHED_ELEMENTS = 1 << 16
+
+    def __init__(self, tensors: Iterable[onnx.TensorProto]) -> None:
+        self._protos = {t.name: t for t in tensors}
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in self._cache:
+            return self._cache[name]
+        array = numpy_helper.to_array(self._protos[name])
+        if array.size <= self.CACHED_ELEMENTS:
+            self._cache[name] = array
+        return array
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._protos)
+
+    def __len__(self) -> int:
+        return len(self._protos)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._protos
+
+    def ndim(self, name: str) -> int:
+        return len(self._protos[name].dims)
+
+
 @dataclass
 class Graph:
     """Name-indexed view of an ONNX model with static shapes.
@@ -73,8 +110,8 @@ class Graph:
         return list(self.model.graph.node)
 
     @cached_property
-    def initializers(self) -> dict[str, np.ndarray]:
-        return {t.name: numpy_helper.to_array(t) for t in self.model.graph.initializer}
+    def initializers(self) -> InitializerTable:
+        return InitializerTable(self.model.graph.initializer)
 
     @cached_property
     def initializer_types(self) -> dict[str, int]:
@@ -116,7 +153,7 @@ class Graph:
         return (
             name in self.initializers
             and self.initializer_types[name] in FLOAT_TYPES
-            and self.initializers[name].ndim > 0
+            and self.initializers.ndim(name) > 0
         )
 
     def node_name(self, index: int) -> str:

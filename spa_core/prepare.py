@@ -20,6 +20,7 @@ Steps, each needed by mask propagation:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -239,8 +240,10 @@ def _fold_shape_computations(m: onnx.ModelProto, weights: set[str]) -> onnx.Mode
     from onnx.reference import ReferenceEvaluator
 
     shapes, dtypes = _collect_shapes(m)
-    consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
-    original_float = {n for n in weights if consts[n].size > 1}
+    # weights are never folded, so their values are not needed (nor a copy of them)
+    original_float = {t.name for t in m.graph.initializer if t.name in weights and math.prod(t.dims) > 1}
+    consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer
+                                     if t.name not in original_float}
     folded: set[str] = set()
     kept_nodes = []
     for node in m.graph.node:

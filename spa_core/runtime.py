@@ -63,7 +63,10 @@ def session(model: onnx.ModelProto, threads: int | None = None) -> ort.Inference
     if not needs_external_data(model):
         return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     # past protobuf's 2 GiB limit the model cannot be serialised whole: onnxruntime reads it
-    # from a file whose weights lie in an external data file (loaded when the session starts)
+    # from a file whose weights lie in an external data file (loaded when the session starts);
+    # graph optimisations and the memory arena would hold further copies of the weights
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.enable_cpu_mem_arena = False
     with tempfile.TemporaryDirectory(prefix="spa-ort-") as folder:
         path = Path(folder) / "model.onnx"
         path.write_bytes(external_weights(model, Path(folder) / "model.onnx.data", "model.onnx.data").SerializeToString())
