@@ -6,6 +6,7 @@ into place, so an interrupted run never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -77,6 +78,12 @@ def load_model(source: str | Path | onnx.ModelProto | bytes) -> onnx.ModelProto:
     return model
 
 
+_ITEM_BYTES = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.DOUBLE: 8, onnx.TensorProto.FLOAT16: 2,
+               onnx.TensorProto.BFLOAT16: 2, onnx.TensorProto.INT64: 8, onnx.TensorProto.INT32: 4}
+_FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
+_INLINE_BYTES = 1024
+
+
 def _copy_fields(source: Any, target: Any, skip: str) -> None:
     for field, value in source.ListFields():
         if field.name == skip:
@@ -106,7 +113,10 @@ def external_weights(model: onnx.ModelProto, data_file: Path, location: str) -> 
     offset = 0
     with open(data_file, "wb") as data:
         for tensor in model.graph.initializer:
-            if not tensor.HasField("raw_data"):
+            # integer tensors and small ones stay inline: onnxruntime's shape inference reads
+            # the values of shape inputs and cannot read them from external data
+            if (not tensor.HasField("raw_data") or tensor.data_type not in _FLOAT_TYPES
+                    or math.prod(tensor.dims) * _ITEM_BYTES.get(tensor.data_type, 1) < _INLINE_BYTES):
                 skeleton.graph.initializer.append(tensor)
                 continue
             raw = tensor.raw_data
@@ -124,15 +134,8 @@ def external_weights(model: onnx.ModelProto, data_file: Path, location: str) -> 
 def weight_bytes(model: onnx.ModelProto) -> int:
     """Bytes of the initializers held in the model (near protobuf's 2 GiB limit, a model must be
     serialised with external data)."""
-    sizes = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.DOUBLE: 8, onnx.TensorProto.FLOAT16: 2,
-             onnx.TensorProto.BFLOAT16: 2, onnx.TensorProto.INT64: 8, onnx.TensorProto.INT32: 4}
-    total = 0
-    for t in model.graph.initializer:  # from the shapes: reading raw_data would copy every tensor
-        count = 1
-        for d in t.dims:
-            count *= d
-        total += count * sizes.get(t.data_type, 1)
-    return total
+    # from the shapes: reading raw_data would copy every tensor
+    return sum(math.prod(t.dims) * _ITEM_BYTES.get(t.data_type, 1) for t in model.graph.initializer)
 
 
 def needs_external_data(model: onnx.ModelProto) -> bool:
