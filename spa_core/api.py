@@ -291,7 +291,11 @@ def _prune_and_apply(hook: Any, model: Any, exported: ExportedModel, ratio: floa
             ignore += new
             auto.append(exc.where)
             log.warning("left unpruned because its forward() hard-codes a width: %s", exc.where)
-            failure = exc
+            # kept only for its message: its traceback holds the failed attempt's frames, and
+            # with them a pruned copy of the model and its ONNX (gigabytes on large models)
+            failure = exc.with_traceback(None)
+            failure.__context__ = failure.__cause__ = None
+            del result
             continue
         if result.model is None:
             raise FrameworkError(f"no installed SPA adapter applies plans to '{exported.framework}' models")

@@ -315,9 +315,11 @@ def _remove_unused(m: onnx.ModelProto) -> None:
     live.reverse()
     del m.graph.node[:]
     m.graph.node.extend(live)
-    inits = [t for t in m.graph.initializer if t.name in needed]
-    del m.graph.initializer[:]
-    m.graph.initializer.extend(inits)
+    # deleted in place: re-adding the kept ones would copy every weight into the model's
+    # protobuf arena, which is only freed with the model (one more copy per folding round)
+    unused = [i for i, t in enumerate(m.graph.initializer) if t.name not in needed]
+    for i in reversed(unused):
+        del m.graph.initializer[i]
 
 
 def _subgraph_refs(node: onnx.NodeProto) -> list[set[str]]:

@@ -79,20 +79,24 @@ def run_model(
     extra_outputs: Sequence[str] = (),
     dtypes: Mapping[str, int] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Run ``model``; ``extra_outputs`` (intermediate values) are exposed as outputs too."""
-    m = model
-    if extra_outputs:
-        m = onnx.ModelProto()
-        m.CopyFrom(model)
-        present = {o.name for o in m.graph.output}
+    """Run ``model``; ``extra_outputs`` (intermediate values) are exposed as outputs too.
+
+    The extra outputs are added to ``model`` itself while the session is built and removed
+    again: a copy of the model would copy its weights (gigabytes for the largest models).
+    """
+    outputs = model.graph.output
+    count = len(outputs)
+    present = {o.name for o in outputs}
+    try:
         for name in extra_outputs:
             if name not in present:
+                present.add(name)
                 elem = (dtypes or {}).get(name)
-                if elem:
-                    m.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
-                else:
-                    m.graph.output.append(onnx.ValueInfoProto(name=name))
-    sess = session(m)
+                outputs.append(onnx.helper.make_tensor_value_info(name, elem, None) if elem
+                               else onnx.ValueInfoProto(name=name))
+        sess = session(model)
+    finally:
+        del outputs[count:]
     names = [o.name for o in sess.get_outputs()]
     outs = sess.run(names, dict(feeds))
     return dict(zip(names, outs))
