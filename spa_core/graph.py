@@ -55,6 +55,16 @@ def frozen_names(model: onnx.ModelProto) -> list[str]:
     return []
 
 
+def constant_tensors(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
+    """Initializers and the tensors of ``Constant`` nodes (their ``value`` form), by value name,
+    as an exporter wrote them (before :func:`spa_core.prepare.prepare` turns the nodes into
+    initializers)."""
+    found = {t.name: t for t in model.graph.initializer}
+    found.update({node.output[0]: attr.t for node in model.graph.node if node.op_type == "Constant"
+                  for attr in node.attribute if attr.name == "value"})
+    return found
+
+
 class InitializerTable(Mapping[str, np.ndarray]):
     """The initializers of a model as numpy arrays, by name.
 

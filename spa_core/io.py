@@ -17,6 +17,7 @@ from typing import Any
 import onnx
 
 from .errors import InvalidModelError
+from .graph import FLOAT_TYPES
 
 # Models whose initializers exceed this are saved with external data (protobuf's 2 GiB cap).
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
@@ -78,10 +79,12 @@ def load_model(source: str | Path | onnx.ModelProto | bytes) -> onnx.ModelProto:
     return model
 
 
-_ITEM_BYTES = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.DOUBLE: 8, onnx.TensorProto.FLOAT16: 2,
-               onnx.TensorProto.BFLOAT16: 2, onnx.TensorProto.INT64: 8, onnx.TensorProto.INT32: 4}
-_FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
 _INLINE_BYTES = 1024
+
+
+def tensor_bytes(tensor: onnx.TensorProto) -> int:
+    """Bytes of a tensor's values, from its shape and type (reading ``raw_data`` would copy them)."""
+    return math.prod(tensor.dims) * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
 
 
 def _copy_fields(source: Any, target: Any, skip: str) -> None:
@@ -115,8 +118,8 @@ def external_weights(model: onnx.ModelProto, data_file: Path, location: str) -> 
         for tensor in model.graph.initializer:
             # integer tensors and small ones stay inline: onnxruntime's shape inference reads
             # the values of shape inputs and cannot read them from external data
-            if (not tensor.HasField("raw_data") or tensor.data_type not in _FLOAT_TYPES
-                    or math.prod(tensor.dims) * _ITEM_BYTES.get(tensor.data_type, 1) < _INLINE_BYTES):
+            if (not tensor.HasField("raw_data") or tensor.data_type not in FLOAT_TYPES
+                    or tensor_bytes(tensor) < _INLINE_BYTES):
                 skeleton.graph.initializer.append(tensor)
                 continue
             raw = tensor.raw_data
@@ -134,8 +137,7 @@ def external_weights(model: onnx.ModelProto, data_file: Path, location: str) -> 
 def weight_bytes(model: onnx.ModelProto) -> int:
     """Bytes of the initializers held in the model (near protobuf's 2 GiB limit, a model must be
     serialised with external data)."""
-    # from the shapes: reading raw_data would copy every tensor
-    return sum(math.prod(t.dims) * _ITEM_BYTES.get(t.data_type, 1) for t in model.graph.initializer)
+    return sum(tensor_bytes(t) for t in model.graph.initializer)
 
 
 def needs_external_data(model: onnx.ModelProto) -> bool:

@@ -45,18 +45,18 @@ def apply_removal(analysis: Analysis, removed: np.ndarray) -> tuple[onnx.ModelPr
 
     new_inits = []
     for tensor in graph.model.graph.initializer:
-        name = tensor.name
-        array = graph.initializers[name]
+        name, shape = tensor.name, tuple(tensor.dims)
         # weights, and constant index tensors that route channels (a Gather's indices)
-        if not graph.is_parameter(name) and not any((name, a) in analysis.dim_start for a in range(array.ndim)):
-            new_inits.append(tensor)
+        routed = graph.is_parameter(name) or any((name, a) in analysis.dim_start for a in range(len(shape)))
+        keeps = [view.kept(name, axis) for axis in range(len(shape))] if routed else []
+        if all(len(keep) == size for keep, size in zip(keeps, shape)):
+            new_inits.append(tensor)  # unchanged: its values are never converted
             continue
-        sliced = array
-        for axis in range(array.ndim):
-            keep = view.kept(name, axis)
-            if len(keep) != array.shape[axis]:
+        sliced = graph.initializers[name]
+        for axis, keep in enumerate(keeps):
+            if len(keep) != shape[axis]:
                 sliced = np.take(sliced, keep, axis=axis)
-        new_inits.append(tensor if sliced is array else numpy_helper.from_array(np.ascontiguousarray(sliced), name))
+        new_inits.append(numpy_helper.from_array(np.ascontiguousarray(sliced), name))
     model.graph.initializer.extend(new_inits)
 
     nodes = model.graph.node

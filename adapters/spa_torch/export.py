@@ -22,7 +22,7 @@ import torch
 from onnx import numpy_helper
 
 from spa_core.errors import FrameworkError, InvalidOptionError
-from spa_core.graph import mark_frozen
+from spa_core.graph import constant_tensors, mark_frozen
 from spa_core.io import EXTERNAL_DATA_THRESHOLD
 from spa_core.types import ExportedModel, ParamBinding
 
@@ -125,11 +125,8 @@ def constants_equal_to(proto: onnx.ModelProto, tensors: list[torch.Tensor]) -> l
     if not tensors:
         return []
     arrays = [t.detach().cpu().numpy() for t in tensors]
-    candidates = [(t.name, t) for t in proto.graph.initializer]
-    candidates += [(node.output[0], attr.t) for node in proto.graph.node if node.op_type == "Constant"
-                   for attr in node.attribute if attr.name == "value"]
     found = []
-    for name, tensor in candidates:
+    for name, tensor in constant_tensors(proto).items():
         if any(tuple(tensor.dims) == a.shape for a in arrays):
             value = numpy_helper.to_array(tensor)
             if any(value.shape == a.shape and np.array_equal(value, a) for a in arrays):

@@ -12,30 +12,25 @@ match cannot go unnoticed.
 
 from __future__ import annotations
 
-import numpy as np
 import onnx
 import torch.nn as nn
 from onnx import numpy_helper
 
+from spa_core.graph import constant_tensors
+
 from .culprit import node_module
-
-
-def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    values = {t.name: t for t in model.graph.initializer}
-    values.update({node.output[0]: attr.t for node in model.graph.node if node.op_type == "Constant"
-                   for attr in node.attribute if attr.name == "value"})
-    return {name: numpy_helper.to_array(t) for name, t in values.items() if t.data_type == onnx.TensorProto.INT64}
 
 
 def split_sizes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     """``{Split node name: sizes}`` for the Splits of ``model`` with constant sizes."""
-    constants = _constants(model)
+    constants = constant_tensors(model)
     found: dict[str, tuple[int, ...]] = {}
     for node in model.graph.node:
         if node.op_type != "Split" or not node.name:
             continue
-        if len(node.input) > 1 and node.input[1] in constants:
-            found[node.name] = tuple(int(v) for v in constants[node.input[1]].ravel())
+        sizes = constants.get(node.input[1]) if len(node.input) > 1 else None
+        if sizes is not None and sizes.data_type == onnx.TensorProto.INT64:
+            found[node.name] = tuple(int(v) for v in numpy_helper.to_array(sizes).ravel())
         else:
             attr = next((a for a in node.attribute if a.name == "split"), None)
             if attr is not None:
