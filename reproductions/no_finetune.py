@@ -7,8 +7,9 @@ MobileNetV2), 30 % and 50 % of the MACs are removed, and the pruned model is eva
 as it is — no fine-tuning, no BatchNorm recalibration:
 
 * ``obspa-data``: :func:`spa_core.obspa.prune_obspa` with 256 training images;
-* ``obspa-bn`` / ``obspa-gauss``: data-free OBSPA, inputs synthesised with BatchNorm
-  statistics matched, or plain Gaussian noise;
+* ``obspa-inversion`` / ``obspa-bn`` / ``obspa-gauss``: data-free OBSPA, inputs optimised
+  until every BatchNorm sees its running statistics (the default), Gaussian noise propagated
+  with BatchNorm statistics matched, or plain Gaussian noise;
 * ``obspa-bn-uniform`` (on request): data-free OBSPA with ``allocation="uniform"`` (the
   default before ``reproductions/obspa_variants.py`` chose ``"global"`` on validation data);
 * ``l1``: spa_core's magnitude criterion with its default uniform (per-group) allocation,
@@ -58,7 +59,8 @@ from spa_core.obspa import prune_obspa
 from spa_core.prepare import prepare
 from spa_core.workflows import PruningSession, Target, solve_ratio
 
-METHODS = ("obspa-data", "obspa-bn", "obspa-gauss", "l1", "tp-magnitude", "tp-hessian")
+METHODS = ("obspa-data", "obspa-inversion", "obspa-bn", "obspa-gauss", "l1", "tp-magnitude", "tp-hessian")
+DATA_FREE = ("obspa-inversion", "obspa-bn", "obspa-gauss")  # compared on the validation split
 EXTRA_METHODS = ("obspa-bn-uniform",)  # data-free OBSPA, uniform allocation (--methods ... obspa-bn-uniform)
 COLUMNS = ("model", "method", "macs_target", "macs_removed", "accuracy", "relative", "val_accuracy", "seconds")
 
@@ -169,9 +171,11 @@ def prune_all(
                         "accuracy": dense_acc, "relative": 1.0, "val_accuracy": onnx_accuracy(base, xval, yval),
                         "seconds": 0.0}]
     calib = data["x_calib"].numpy()
-    obspa_kw = {"damp": args.damp, "progress": False, "batch_size": 32}
+    obspa_kw = {"damp": args.damp, "progress": False, "batch_size": 64}
     builders: dict[str, Callable[[float], onnx.ModelProto | nn.Module]] = {
         "obspa-data": lambda t: prune_obspa(base, macs_target=t, calibration={"input": calib}, **obspa_kw),
+        "obspa-inversion": lambda t: prune_obspa(base, macs_target=t, synth="inversion", samples=args.inversion_samples,
+                                                 inversion_steps=args.inversion_steps, **obspa_kw),
         "obspa-bn": lambda t: prune_obspa(base, macs_target=t, synth="bn", samples=args.samples, **obspa_kw),
         "obspa-gauss": lambda t: prune_obspa(base, macs_target=t, synth="gaussian", samples=args.samples, **obspa_kw),
         "obspa-bn-uniform": lambda t: prune_obspa(base, macs_target=t, synth="bn", samples=args.samples,
@@ -193,7 +197,7 @@ def prune_all(
                 times[f"{method}@{target:.0%}"] = seconds
             acc = onnx_accuracy(pruned, xte, yte)
             # validation accuracy only where a choice is made from it (the data-free synthesis)
-            val = onnx_accuracy(pruned, xval, yval) if method.startswith(("obspa-bn", "obspa-gauss")) else ""
+            val = onnx_accuracy(pruned, xval, yval) if method.startswith(DATA_FREE) else ""
             rows.append({"model": name, "method": method, "macs_target": target,
                          "macs_removed": 1.0 - onnx_macs(pruned) / dense_macs, "accuracy": acc,
                          "relative": acc / dense_acc, "val_accuracy": val, "seconds": seconds})
@@ -227,14 +231,14 @@ def summary(rows: Sequence[Row], times: dict[str, dict[str, float]]) -> str:
     for model, t in times.items():
         lines.append(f"* {model}: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()))
     pruned = [r for r in rows if r["method"] != "dense"]
-    val = {m: np.mean([r["val_accuracy"] for r in pruned if r["method"] == m]) for m in ("obspa-bn", "obspa-gauss")
+    val = {m: np.mean([r["val_accuracy"] for r in pruned if r["method"] == m]) for m in DATA_FREE
            if any(r["method"] == m for r in pruned)}
-    if len(val) == 2:
+    if len(val) > 1:
         best = max(val, key=val.get)
         lines.append("\nData-free synthesis on the validation split (mean accuracy over models and targets): "
                      + ", ".join(f"{m} {v:.4f}" for m, v in val.items()) + f" -> best: {best}.")
     top = max(r["macs_target"] for r in rows)
-    for free in ("obspa-bn", "obspa-bn-uniform"):
+    for free in (*DATA_FREE[:2], "obspa-bn-uniform"):
         if not any(r["method"] == free for r in pruned):
             continue
         lines.append(f"\nGoal at {top:.0%} MACs removed: data-free OBSPA ({free}) >= 95 % of dense and above every "
@@ -262,7 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--train-images", type=int, default=15000, help="the first N training images train the models")
     p.add_argument("--val-images", type=int, default=2000, help="validation: the last N training images")
     p.add_argument("--test-limit", type=int, default=3000, help="the first N test images (CPU time)")
-    p.add_argument("--samples", type=int, default=256, help="synthetic samples of data-free OBSPA")
+    p.add_argument("--samples", type=int, default=256, help="synthetic samples of data-free OBSPA (bn, gauss)")
+    p.add_argument("--inversion-samples", type=int, default=128, help="inverted inputs of data-free OBSPA")
+    p.add_argument("--inversion-steps", type=int, default=150, help="Adam steps per batch of inverted inputs")
     p.add_argument("--calib", type=int, default=256, help="training images of OBSPA with data")
     p.add_argument("--grad-samples", type=int, default=64, help="per-sample gradients of TP's HessianImportance")
     p.add_argument("--damp", type=float, default=0.01)
@@ -273,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         args.models, args.targets, args.train_images, args.val_images = ["resnet14"], [0.5], 2000, 500
         args.test_limit, args.samples, args.calib, args.grad_samples = 500, 64, 64, 8
+        args.inversion_samples, args.inversion_steps = 64, 40
     set_threads(args.threads)
     xtr, ytr, xte, yte = fashion_mnist(None, args.test_limit)
     data = {"x_test": xte, "y_test": yte, "x_val": xtr[-args.val_images :], "y_val": ytr[-args.val_images :],
@@ -290,7 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes = (f"Models trained {args.epochs} epoch(s) on the first {args.train_images} Fashion-MNIST training "
              f"images; validation = the last {args.val_images}; test = {len(xte)} test images. No fine-tuning. "
              f"OBSPA damp {args.damp}, global allocation (the default; obspa-bn-uniform: uniform), "
-             f"{args.samples} synthetic / {args.calib} real samples. "
+             f"{args.samples} synthetic (bn, gauss) / {args.inversion_samples} inverted ({args.inversion_steps} "
+             f"Adam steps) / {args.calib} real samples, batches of 64. "
              f"Total {time.perf_counter() - t0:.0f} s.\n\n" + summary(rows, times))
     write_results(args.name or ("no_finetune_quick" if args.quick else "no_finetune"), rows, COLUMNS, plot,
                   notes=notes, out_dir=args.out_dir)

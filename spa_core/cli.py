@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-pickle", action="store_true", help="allow loading whole-module pickles (runs code)")
     p.add_argument("--report", help="write an HTML report here")
     p.add_argument("--seed", type=int, default=0, help="seed of the random criterion")
+    from .obspa.command import add_obspa_arguments
+    from .workflows.cli import add_workflow_arguments
+
+    add_workflow_arguments(p)
+    add_obspa_arguments(p)
 
     i = sub.add_parser("inspect", help="show channel groups and barriers", parents=[common])
     i.add_argument("model")

@@ -25,10 +25,14 @@ def _load(args: argparse.Namespace):
     return loaded, options
 
 
-def _steps(args: argparse.Namespace) -> list[str]:
-    """The steps ``spa prune`` will show (an ONNX file is analysed as a step of its own)."""
+def _steps(args: argparse.Namespace, single: bool = False) -> list[str]:
+    """The steps ``spa prune`` will show (an ONNX file is analysed as a step of its own,
+    unless the pruning is one ``single`` step: OBSPA or a workflow)."""
     onnx_file = (args.framework or "onnx") == "onnx" and Path(args.model).suffix == ".onnx"
-    names = ["load", "analyse", "score + prune", "validate"] if onnx_file else ["load", "export + prune"]
+    if single:
+        names = ["load", "prune"]
+    else:
+        names = ["load", "analyse", "score + prune", "validate"] if onnx_file else ["load", "export + prune"]
     return names + (["report"] if args.report else []) + ["save"]
 
 
@@ -46,6 +50,7 @@ def run_prune(args: argparse.Namespace) -> int:
     from .io import atomic_write_text, save_model
     from .plugins import plugin_manager
     from .surgery import check_model
+    from .workflows.cli import run_workflow, wants_workflow, workflow_kwargs
 
     kwargs = dict(
         ratio=args.ratio, criterion=args.criterion, global_ranking=args.global_ranking,
@@ -53,11 +58,27 @@ def run_prune(args: argparse.Namespace) -> int:
         ignore=args.ignore, seed=args.seed,
     )
     output = Path(args.output)
-    with progress.steps(_steps(args), desc="spa prune") as run:
+    obspa = args.criterion == "obspa"
+    workflow = not obspa and wants_workflow(args)
+    with progress.steps(_steps(args, workflow or obspa), desc="spa prune") as run:
         with run.step("load"):
             (framework, model), options = _load(args)
-        if framework == "onnx":
-            shapes = options["input_shapes"] or None
+        shapes = options["input_shapes"] or None
+        if obspa:
+            if framework != "onnx":
+                raise InvalidOptionError("--criterion obspa prunes ONNX files: export the model to ONNX first")
+            from .obspa.command import run_obspa
+
+            with run.step("prune"):
+                result = run_obspa(args, model, shapes)
+        elif workflow:
+            example = options.get("example_inputs")
+            export = None if framework == "onnx" else {"input_shapes": shapes, **options}
+            with run.step("prune"):
+                result = run_workflow(args, model, framework=framework, example_inputs=example,
+                                      input_shapes=shapes, export_options=export)
+        elif framework == "onnx":
+            kwargs.update(workflow_kwargs(args))
             with run.step("analyse"):
                 analysis = analyze_onnx(model, shapes, args.ignore)
             with run.step("score + prune"):
@@ -68,8 +89,8 @@ def run_prune(args: argparse.Namespace) -> int:
         else:
             from .api import prune
 
+            kwargs.update(workflow_kwargs(args))
             example = options.get("example_inputs")
-            shapes = options["input_shapes"]
             with run.step("export + prune"):
                 result = prune(model, example, framework=framework, export_options={"input_shapes": shapes, **options}, **kwargs)
         report_html = None
@@ -93,6 +114,9 @@ def run_prune(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"pruned {args.model} -> {output}")
         print(result.report.summary())
+        steps = result.extras.get("workflow_steps", ())
+        for step in steps if len(steps) > 1 else ():  # the channel count above is the last step's
+            print(f"step {step['step']}: ratio {step['ratio']:.3f} -> parameters {step['params']:,}, MACs {step['macs']:,}")
         for where in result.extras.get("auto_ignored", ()):
             print(f"left unpruned (its forward() hard-codes a width): {where}")
         if args.report:

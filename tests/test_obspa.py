@@ -17,7 +17,7 @@ from spa_core.obspa import prune_obspa
 from spa_core.obspa.consumers import find_consumers
 from spa_core.obspa.hessian import columns
 from spa_core.obspa.obs import ObsLayer, block_errors, compensate, damped_inverse, greedy_order
-from spa_core.obspa.synth import with_initializers
+from spa_core.obspa.synth import gaussian_feeds, inverted_feeds, with_initializers
 from spa_core.oracle import compare_outputs, zeroed_reference
 from spa_core.runtime import run_model
 
@@ -134,7 +134,7 @@ def _check_pruned(result, model_kept: dict[str, tuple[int, ...]]) -> None:
     assert compare_outputs(reference, result.onnx, {"x": x}) < 1e-4
 
 
-@pytest.mark.parametrize("synth", ["bn", "gaussian"])
+@pytest.mark.parametrize("synth", ["inversion", "bn", "gaussian"])
 def test_data_free_pruning_runs_and_matches_the_compensated_model(synth):
     result = prune_obspa(_conv_model(), ratio=0.5, synth=synth, samples=8, batch_size=4, progress=False,
                          allocation="uniform")
@@ -142,6 +142,39 @@ def test_data_free_pruning_runs_and_matches_the_compensated_model(synth):
     assert result.plan.options["criterion"] == "obspa"
     assert result.plan.options["obspa"]["data"] == f"synthetic ({synth})"
     assert set(result.report.timings) >= {"analyse", "hessians", "order", "compensate"}
+
+
+def _bn_input_error(model: onnx.ModelProto, x: np.ndarray) -> float:
+    """Mean over the BatchNorms' channels of the batch-vs-running statistics error, in running stds."""
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    bns = [n for n in model.graph.node if n.op_type == "BatchNormalization"]
+    values = run_model(model, {"x": x}, extra_outputs=[n.input[0] for n in bns])
+    errors = []
+    for n in bns:
+        v = values[n.input[0]]
+        std = np.sqrt(inits[n.input[4]] + 1e-5)
+        errors.append(np.mean(((v.mean(axis=(0, 2, 3)) - inits[n.input[3]]) / std) ** 2
+                              + (v.std(axis=(0, 2, 3)) / std - 1) ** 2))
+    return float(np.mean(errors))
+
+
+def test_inverted_inputs_give_every_batchnorm_its_running_statistics():
+    model = _conv_model()
+    graph = spa_core.analyze_onnx(model).graph
+    noise = gaussian_feeds(graph, 8, seed=3)["x"]
+    inverted = inverted_feeds(graph, 8, batch=2, seed=3, steps=150)["x"]
+    assert inverted.shape == noise.shape and inverted.dtype == np.float32
+    before = np.mean([_bn_input_error(model, noise[i : i + 2]) for i in range(0, 8, 2)])
+    after = np.mean([_bn_input_error(model, inverted[i : i + 2]) for i in range(0, 8, 2)])
+    assert after < 0.1 * before
+
+
+def test_inversion_falls_back_to_bn_when_the_executor_lacks_an_operator():
+    model = _conv_model()
+    model.graph.node[2].op_type = "Celu"  # an operator the ONNX torch executor has no rule for
+    with pytest.warns(UserWarning, match="Celu"):
+        result = prune_obspa(model, ratio=0.5, samples=8, batch_size=4, progress=False)
+    assert result.plan.options["obspa"]["data"] == "synthetic (bn)"
 
 
 def test_grouped_consumer_and_macs_target():
@@ -166,7 +199,8 @@ def test_compensation_beats_plain_removal_on_the_calibration_data():
 
 def test_options_are_checked():
     model = _conv_model()
-    for kwargs in ({"synth": "pink"}, {"allocation": "best"}, {"ratio": 1.2}, {"macs_target": -0.1}, {"damp": -1}):
+    for kwargs in ({"synth": "pink"}, {"allocation": "best"}, {"ratio": 1.2}, {"macs_target": -0.1}, {"damp": -1},
+                   {"inversion_steps": -1}, {"samples": 0}):
         with pytest.raises(InvalidOptionError):
             prune_obspa(model, **kwargs)
     with pytest.raises(InvalidOptionError):

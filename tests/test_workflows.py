@@ -193,11 +193,7 @@ def test_finetune_rejects_unknown_settings():
 def cli_args(*argv: str) -> argparse.Namespace:
     from spa_core.cli import build_parser
 
-    parser = build_parser()
-    prune = parser._subparsers._group_actions[0].choices["prune"]
-    if not any(a.dest == "target" for a in prune._actions):
-        wcli.add_workflow_arguments(prune)
-    return parser.parse_args(["prune", "m.onnx", "-o", "out.onnx", *argv])
+    return build_parser().parse_args(["prune", "m.onnx", "-o", "out.onnx", *argv])
 
 
 def test_cli_workflow_on_an_onnx_file(tmp_path):
@@ -226,3 +222,66 @@ def test_cli_data_errors_name_the_problem(tmp_path):
     np.savez(tmp_path / "bad.npz", a=np.zeros(3))
     with pytest.raises(InvalidOptionError, match="must hold arrays"):
         wcli.load_arrays(str(tmp_path / "bad.npz"))
+
+
+# ------------------------------------------------------------------ the real command line
+def _cli_files(tmp_path):
+    import onnx
+    from zoo import export
+
+    model, data = tmp_path / "m.onnx", tmp_path / "calib.npz"
+    onnx.save(export(small_cnn(), X), model)
+    np.savez(data, x=np.concatenate([d[0] for d in DATA]), y=np.concatenate([d[1] for d in DATA]))
+    return model, data
+
+
+def _counts(path) -> tuple[int, int]:
+    from spa_core.workflows import PruningSession
+
+    return PruningSession.open(str(path)).original
+
+
+def test_spa_prune_runs_a_data_driven_multi_step_workflow(tmp_path, capsys):
+    from spa_core.cli import main
+
+    model, data = _cli_files(tmp_path)
+    out = tmp_path / "out.onnx"
+    rc = main(["prune", str(model), "-o", str(out), "--criterion", "snip", "--data", str(data),
+               "--batch-size", "8", "--target", "params=50%", "--steps", "2"])
+    assert rc == 0 and out.is_file()
+    assert _counts(out)[0] <= 0.5 * _counts(model)[0]
+    text = capsys.readouterr().out
+    assert "step 1:" in text and "step 2:" in text
+
+
+def test_spa_prune_with_data_for_a_plain_ratio(tmp_path):
+    from spa_core.cli import main
+
+    model, data = _cli_files(tmp_path)
+    out = tmp_path / "out.onnx"
+    assert main(["prune", str(model), "-o", str(out), "--criterion", "taylor", "--data", str(data),
+                 "--ratio", "0.25", "-q"]) == 0
+    assert _counts(out)[0] < _counts(model)[0]
+
+
+def test_spa_prune_obspa_data_free_and_with_data(tmp_path):
+    from spa_core.cli import main
+
+    model, data = _cli_files(tmp_path)
+    for extra in ([], ["--data", str(data)]):
+        out = tmp_path / f"obspa{len(extra)}.onnx"
+        assert main(["prune", str(model), "-o", str(out), "--criterion", "obspa", "--target", "macs=50%",
+                     "--samples", "8", "--batch-size", "4", "-q", *extra]) == 0
+        assert _counts(out)[1] <= 0.5 * _counts(model)[1]
+
+
+def test_spa_prune_obspa_refuses_what_it_cannot_do(tmp_path, capsys):
+    from spa_core.cli import main
+
+    model, _ = _cli_files(tmp_path)
+    out = tmp_path / "out.onnx"
+    assert main(["prune", str(model), "-o", str(out), "--criterion", "obspa", "--target", "params=50%"]) == 2
+    assert "not a params budget" in capsys.readouterr().err
+    assert main(["prune", str(model), "-o", str(out), "--criterion", "obspa", "--steps", "2"]) == 2
+    assert "one step" in capsys.readouterr().err
+    assert not out.exists()

@@ -3,8 +3,8 @@
 Layer-wise Optimal Brain Surgeon over whole input-channel blocks of every consumer of a
 channel group, with the OBS weight compensation (Frantar & Alistarh, *Optimal Brain
 Compression*, 2022), from Hessians of the consumers' inputs. The inputs come from
-calibration data when there is some, and are synthesised otherwise (Gaussian noise
-propagated with the model's BatchNorm statistics matched).
+calibration data when there is some, and are synthesised otherwise (inputs optimised until
+every BatchNorm sees its running statistics).
 
     from spa_core.obspa import prune_obspa
     result = prune_obspa("model.onnx", macs_target=0.5)   # data-free

@@ -91,6 +91,7 @@ class HessianAccumulator:
             self.first.setdefault(key, c)
         self.sums: dict[tuple, np.ndarray] = {}
         self.counts: dict[tuple, int] = dict.fromkeys(self.first, 0)
+        self.source = "calibration"  # where the inputs came from (recorded in the plan)
 
     @property
     def activations(self) -> list[str]:

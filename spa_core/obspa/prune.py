@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 from ..analysis import Analysis
 from ..api import PruneResult, analyze_onnx
 from ..criteria.base import get_criterion
-from ..errors import InvalidOptionError, UnprunableModelError
+from ..errors import FrameworkError, InvalidOptionError, UnprunableModelError
 from ..graph import Graph
 from ..importance import score_groups
 from ..io import load_model
@@ -37,9 +38,10 @@ from .allocate import GroupOrder, allocate
 from .consumers import Consumer, find_consumers
 from .hessian import HessianAccumulator, Runner, batches
 from .obs import ObsLayer, compensate, damped_inverse, greedy_order
-from .synth import bn_statistics, gaussian_feeds, with_initializers
+from .synth import bn_statistics, gaussian_feeds, inverted_feeds, with_initializers
 
-SYNTHESES = ("bn", "gaussian")
+SYNTHESES = ("inversion", "bn", "gaussian")
+DEFAULT_SAMPLES = {"inversion": 128, "bn": 256, "gaussian": 256}
 
 
 def _run_graph(model: onnx.ModelProto, analysis: Analysis, batch: int) -> Graph:
@@ -69,7 +71,7 @@ def _feeds(graph: Graph, calibration: Mapping[str, ArrayLike] | ArrayLike | None
 def collect_hessians(
     model: onnx.ModelProto, analysis: Analysis, consumers: list[Consumer], *,
     calibration: Mapping[str, ArrayLike] | ArrayLike | None, synth: str, samples: int, batch_size: int,
-    seed: int, progress: bool | None,
+    seed: int, progress: bool | None, inversion_steps: int = 150,
 ) -> HessianAccumulator:
     """Hessians of every consumer's input, from ``calibration`` or from synthesised inputs."""
     n = len(next(iter(calibration.values()))) if isinstance(calibration, Mapping) else (
@@ -77,10 +79,20 @@ def collect_hessians(
     batch = max(1, min(batch_size, n))
     graph = _run_graph(model, analysis, batch)
     feeds = _feeds(graph, calibration, samples, seed)
+    if calibration is None and synth == "inversion":
+        bar = tqdm(total=samples, desc="OBSPA input inversion", disable=_quiet(progress), leave=False)
+        try:
+            feeds = inverted_feeds(graph, samples, batch, seed, steps=inversion_steps, on_step=bar.update)
+        except FrameworkError as exc:
+            warnings.warn(f"OBSPA: input inversion is not possible ({exc}); using synth='bn'", stacklevel=3)
+            synth = "bn"
+        finally:
+            bar.close()
     run_model = graph.model
     if calibration is None and synth == "bn":
         run_model = with_initializers(run_model, bn_statistics(graph, feeds, batch))
     acc = HessianAccumulator(consumers)
+    acc.source = "calibration" if calibration is not None else f"synthetic ({synth})"
     runner = Runner(run_model, acc.activations)
     for feed in tqdm(list(batches(feeds, batch)), desc="OBSPA inputs", disable=_quiet(progress), leave=False):
         acc.add(runner(feed))
@@ -202,9 +214,10 @@ def prune_obspa(
     ratio: float | None = None,
     macs_target: float | None = None,
     calibration: Mapping[str, ArrayLike] | ArrayLike | None = None,
-    synth: str = "bn",
-    samples: int = 256,
-    batch_size: int = 32,
+    synth: str = "inversion",
+    samples: int | None = None,
+    inversion_steps: int = 150,
+    batch_size: int = 64,
     damp: float = 0.01,
     allocation: str = "global",
     max_ratio: float = 0.9,
@@ -223,8 +236,16 @@ def prune_obspa(
     :param macs_target: fraction of MACs to remove instead (reached by bisection).
     :param calibration: input batches ``{input name: array (N, ...)}`` (or one array for a
         single-input model); ``None`` synthesises ``samples`` inputs by ``synth``.
-    :param synth: ``"bn"`` (Gaussian noise with BatchNorm statistics matched; the default,
-        see :mod:`spa_core.obspa.synth`) or ``"gaussian"``.
+    :param synth: how data-free inputs are made (:mod:`spa_core.obspa.synth`):
+        ``"inversion"`` (the default: inputs optimised until every BatchNorm sees its running
+        statistics), ``"bn"`` (Gaussian noise, BatchNorms normalising by its batch statistics)
+        or ``"gaussian"``. Inversion was chosen on a validation split
+        (``reproductions/no_finetune.py``); it needs gradients through the graph, and falls
+        back to ``"bn"`` with a warning when the ONNX executor lacks one of its operators.
+    :param samples: synthetic inputs (default 128 for inversion, 256 otherwise).
+    :param inversion_steps: Adam steps per batch of inverted inputs.
+    :param batch_size: inputs per onnxruntime run, and per inversion batch (whose BatchNorm
+        statistics are matched, so it should not be tiny).
     :param damp: Hessian dampening, a multiple of its mean diagonal.
     :param allocation: ``"global"`` (one threshold on each group's relative OBS error; the
         default) or ``"uniform"`` (same ratio per group). Global was chosen on a validation
@@ -243,8 +264,9 @@ def prune_obspa(
     for label, value in (("ratio", ratio), ("macs_target", macs_target)):
         if value is not None and not 0.0 <= value < 1.0:
             raise InvalidOptionError(f"{label} must be in [0, 1), got {value!r}")
-    if not 0.0 <= max_ratio <= 1.0 or min_keep < 1 or round_to < 1 or damp < 0 or samples < 1:
-        raise InvalidOptionError("invalid max_ratio, min_keep, round_to, damp or samples")
+    samples = DEFAULT_SAMPLES[synth] if samples is None else samples
+    if not 0.0 <= max_ratio <= 1.0 or min_keep < 1 or round_to < 1 or damp < 0 or samples < 1 or inversion_steps < 0:
+        raise InvalidOptionError("invalid max_ratio, min_keep, round_to, damp, samples or inversion_steps")
     timings = {}
     t0 = time.perf_counter()
     original = load_model(model)
@@ -255,7 +277,7 @@ def prune_obspa(
     timings["analyse"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     acc = collect_hessians(original, analysis, consumers, calibration=calibration, synth=synth, samples=samples,
-                           batch_size=batch_size, seed=seed, progress=progress)
+                           batch_size=batch_size, seed=seed, progress=progress, inversion_steps=inversion_steps)
     timings["hessians"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     depth_of = _depths(analysis, ratio, macs_target, allocation, max_ratio, min_keep, round_to)
@@ -273,7 +295,7 @@ def prune_obspa(
         "input_shapes": {k: list(v) for k, v in (input_shapes or {}).items()},
         "ignore": sorted(ignore),
         "obspa": {
-            "macs_target": macs_target, "data": "calibration" if calibration is not None else f"synthetic ({synth})",
+            "macs_target": macs_target, "data": acc.source,
             "samples": samples if calibration is None else None, "damp": damp, "allocation": allocation,
             "max_ratio": max_ratio, "min_keep": min_keep, "round_to": round_to, "seed": seed,
             "consumers": len(consumers), **info,

@@ -11,12 +11,19 @@
   weights impose. The batch statistics are then frozen into a *proxy* model (the
   original with the running mean/var replaced), which reproduces those activations in
   inference mode. This is the BatchNorm-statistics matching of ZeroQ (Cai et al., CVPR
-  2020) without the input optimisation, which would need gradients through the model.
+  2020) without the input optimisation.
+* ``inversion`` (the default): ZeroQ's input optimisation itself (:func:`inverted_feeds`):
+  the inputs are optimised through the graph until every BatchNorm's input has its running
+  statistics. On the reproduction's Fashion-MNIST models at 50 % of MACs removed it kept
+  0.95-0.96 of dense validation accuracy where ``bn`` kept 0.74-0.97 (see
+  ``reproductions/no_finetune.py``).
+
+A model with no BatchNorm gets plain Gaussian inputs from all three.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import onnx
@@ -146,4 +153,72 @@ def with_initializers(model: onnx.ModelProto, values: Mapping[str, np.ndarray]) 
     for tensor in out.graph.initializer:
         if tensor.name in values:
             tensor.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(values[tensor.name]), tensor.name))
+    return out
+
+
+def inverted_feeds(
+    graph: Graph, n: int, batch: int, seed: int = 0, steps: int = 150, lr: float = 0.1,
+    on_step: Callable[[int], object] | None = None,
+) -> dict[str, np.ndarray]:
+    """``n`` inputs optimised so that every BatchNorm sees its own running statistics.
+
+    Starting from Gaussian noise, each batch of ``batch`` inputs is optimised by Adam
+    (``steps`` steps) to minimise, summed over the BatchNormalization nodes, the mean over
+    channels of ``((μ_b − μ)/σ)² + (σ_b/σ − 1)²`` between the batch mean/std of the node's
+    input and its running mean/std: the "distilled data" of ZeroQ (Cai et al., CVPR 2020),
+    with each channel's error measured in units of its own running std. ZeroQ's unscaled
+    ``‖μ_b − μ‖₂ + ‖σ_b − σ‖₂`` lets the widest-spread channels dominate: on the
+    reproduction's MobileNetV2 it was still 1.6x the loss of real images after 300 steps,
+    where the scaled loss fell below real images' within 150. Unlike
+    :func:`bn_statistics`, which only rescales activations layer by layer, the optimised
+    inputs reach every layer through the trained weights, so the consumers' Hessians get
+    the cross-channel correlations that real data would give them. The graph is run in
+    torch by :class:`spa_core.gradients.onnx_torch.OnnxTorchGraph`. Integer inputs stay as
+    :func:`gaussian_feeds` draws them.
+    """
+    import torch
+
+    from ..gradients.onnx_torch.executor import OnnxTorchGraph
+
+    feeds = gaussian_feeds(graph, n, seed)
+    inits = graph.initializers
+    nodes = graph.model.graph.node
+    bns = [nodes[i] for i in _batch_norms(graph.model, inits)]
+    float_inputs = [k for k, v in feeds.items() if np.issubdtype(v.dtype, np.floating)]
+    if not bns or not float_inputs:
+        return feeds
+    executor = OnnxTorchGraph(graph.model)
+    params = {k: v.detach() for k, v in executor.parameters.items()}
+    targets = []
+    for node in bns:
+        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+        mean = torch.tensor(np.asarray(inits[node.input[3]], dtype=np.float32))
+        std = torch.tensor(np.sqrt(np.asarray(inits[node.input[4]], dtype=np.float32) + eps))
+        targets.append((node.input[0], mean, std, eps))
+    watched = [t[0] for t in targets]
+    torch.manual_seed(seed)
+    out = {k: v.copy() for k, v in feeds.items()}
+    for start in range(0, n, batch):
+        stop = min(n, start + batch)
+        if stop - start < batch:  # the run graph has a static batch: optimise a full window
+            start = stop - batch
+        inputs = {k: torch.from_numpy(feeds[k][start:stop]) for k in executor.input_names}
+        variables = {k: inputs[k].clone().requires_grad_(True) for k in float_inputs}
+        optimiser = torch.optim.Adam(list(variables.values()), lr=lr)
+        for _ in range(steps):
+            optimiser.zero_grad()
+            args = tuple(variables.get(k, inputs[k]) for k in executor.input_names)
+            values = executor.run(params, args, watched)
+            loss = torch.zeros(())
+            for value, (_, mean, std, eps) in zip(values, targets):
+                axes = [0, *range(2, value.dim())]
+                mu = value.mean(dim=axes)
+                sd = torch.sqrt(value.var(dim=axes, unbiased=False) + eps)
+                loss = loss + (((mu - mean) / std) ** 2).mean() + ((sd / std - 1.0) ** 2).mean()
+            loss.backward()
+            optimiser.step()
+        for k, v in variables.items():
+            out[k][start:stop] = v.detach().numpy()
+        if on_step is not None:
+            on_step(stop - start)
     return out

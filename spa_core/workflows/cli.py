@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import InvalidOptionError
 from ..gradients.calibration import Calibration
 
+DEFAULT_BATCH = 32
 DATASETS: dict[str, Callable[[int | None], tuple[np.ndarray, np.ndarray]]] = {}
 
 
@@ -47,7 +48,8 @@ def add_workflow_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("data-driven criteria and workflows")
     g.add_argument("--data", help="calibration data: an .npz with x and y, or fashion-mnist[:N]")
     g.add_argument("--loss", default="cross_entropy", help="loss of the calibration data (cross_entropy, mse, pseudo_label)")
-    g.add_argument("--batch-size", type=int, default=32, help="calibration/fine-tuning batch size (default 32)")
+    g.add_argument("--batch-size", type=int, default=None,
+                   help="calibration/fine-tuning batch size (default 32; OBSPA: 64)")
     g.add_argument("--calibration-batches", type=int, default=4, help="calibration batches read (default 4)")
     g.add_argument("--hessian-samples", type=int, default=4, help="Hutchinson samples per batch for --criterion hessian")
     g.add_argument("--channels-last", action="store_true", help="feed images as NHWC (Keras, Flax)")
@@ -91,7 +93,7 @@ def calibration_from_args(args: argparse.Namespace) -> Calibration | None:
     if not getattr(args, "data", None):
         return None
     x, y = load_arrays(args.data)
-    return Calibration(batches(x, y, args.batch_size, args.channels_last), args.loss,
+    return Calibration(batches(x, y, args.batch_size or DEFAULT_BATCH, args.channels_last), args.loss,
                        args.calibration_batches, args.hessian_samples)
 
 
@@ -122,7 +124,7 @@ def run_workflow(
     )
     if args.finetune_data:
         x, y = load_arrays(args.finetune_data)
-        train = batches(x, y, args.batch_size, args.channels_last)
+        train = batches(x, y, args.batch_size or DEFAULT_BATCH, args.channels_last)
         done = prune_then_finetune(model, example_inputs, target=target, train_data=train,
                                    epochs=args.finetune_epochs, lr=args.lr, **options)
     else:

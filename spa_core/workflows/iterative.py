@@ -12,6 +12,7 @@ reaches on the original model, so N steps end at the size one shot would give.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,8 @@ def iterative_prune(
             model = finetune(model, k)
             result.model = model
     assert result is not None
+    if steps > 1:  # the last step's report starts from the previous step's model: make it overall
+        result.report = dataclasses.replace(result.report, params_before=params0, macs_before=macs0)
     return WorkflowResult(result, history, params0, macs0)
 
 

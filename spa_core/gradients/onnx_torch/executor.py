@@ -14,7 +14,7 @@ is smaller than those workarounds, and an unknown op is reported by name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,8 +91,11 @@ class OnnxTorchGraph:
             Step(OPS[n.op_type], tuple(n.input), tuple(n.output), _attributes(n, opset)) for n in graph.node
         ]
 
-    def run(self, params: Mapping[str, torch.Tensor], inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
-        """The graph's outputs with ``params`` (by initializer name) and ``inputs`` (in order)."""
+    def run(
+        self, params: Mapping[str, torch.Tensor], inputs: tuple[torch.Tensor, ...], names: Sequence[str] | None = None,
+    ) -> list[torch.Tensor]:
+        """The graph's outputs (or the values ``names``, intermediate ones included) with
+        ``params`` (by initializer name) and ``inputs`` (in order)."""
         if len(inputs) != len(self.input_names):
             raise FrameworkError(
                 f"the ONNX model takes {len(self.input_names)} inputs ({', '.join(self.input_names)}), "
@@ -106,7 +109,7 @@ class OnnxTorchGraph:
                 env.update((name, value) for name, value in zip(step.outputs, result) if name)
             else:
                 env[step.outputs[0]] = result
-        return [env[n] for n in self.output_names]
+        return [env[n] for n in (self.output_names if names is None else names)]
 
     def declared_batch(self) -> int | None:
         """The fixed leading dimension of the first input, if the model declares one."""
