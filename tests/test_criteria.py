@@ -266,3 +266,90 @@ def test_tiny_flax_network_scores_by_hand():
     }}
     result = spa_core.prune((TinyLinen(), variables), X, ratio=0.34, criterion="taylor", data=DATA, loss="mse", **RAW)
     np.testing.assert_allclose(group_scores(result), HAND["taylor"], atol=1e-4)
+
+
+# ------------------------------------------------------------------ batch statistics (pruning at init)
+def _bn_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                              torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 3))
+    with torch.no_grad():  # running statistics far from any batch's
+        net[1].running_mean.fill_(5.0)
+        net[1].running_var.fill_(9.0)
+    return net.eval()
+
+
+BN_X = np.random.default_rng(1).standard_normal((6, 1, 6, 6)).astype(np.float32)
+BN_Y = np.array([0, 1, 2, 0, 1, 2])
+
+
+def _train_mode_gradients(net: torch.nn.Module) -> dict[str, np.ndarray]:
+    """Reference: plain autograd with the BatchNorm in training mode, on a copy."""
+    import copy
+
+    ref = copy.deepcopy(net).train()
+    torch.nn.functional.cross_entropy(ref(torch.from_numpy(BN_X)), torch.from_numpy(BN_Y)).backward()
+    return {n: p.grad.numpy() for n, p in ref.named_parameters()}
+
+
+def test_torch_batch_statistics_are_training_mode_and_leave_the_model_alone():
+    net = _bn_net()
+    stats = net[1].running_mean.clone(), net[1].running_var.clone()
+    fn = TorchModuleFunction(net, "cross_entropy")
+    eval_grads = fn.gradient(Batch((BN_X,), BN_Y))
+    fn.use_batch_statistics()
+    grads = fn.gradient(Batch((BN_X,), BN_Y))
+    want = _train_mode_gradients(net)
+    for name in want:
+        np.testing.assert_allclose(grads[name], want[name], rtol=1e-4, atol=1e-6)
+    assert not np.allclose(eval_grads["0.weight"], grads["0.weight"], atol=1e-4)
+    assert torch.equal(net[1].running_mean, stats[0]) and torch.equal(net[1].running_var, stats[1])
+    assert not net.training
+
+
+def test_onnx_executor_batch_statistics_match_torch_training_mode():
+    from zoo import export
+
+    from spa_core.gradients.onnx_provider import OnnxFunction
+
+    net = _bn_net()
+    fn = OnnxFunction(export(net, torch.from_numpy(BN_X[:1])), "cross_entropy")
+    fn.use_batch_statistics()
+    with torch.no_grad():
+        got = fn.forward(fn.parameters(), (torch.from_numpy(BN_X),))
+        want = _bn_net().train()(torch.from_numpy(BN_X))
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_prune_at_init_scores_with_batch_statistics_on_torch_and_onnx():
+    from zoo import export
+
+    from spa_core.workflows import prune_at_init
+
+    data = [(BN_X, BN_Y)]
+    for model in (_bn_net(), export(_bn_net(), torch.from_numpy(BN_X[:1]))):
+        on = prune_at_init(model, torch.from_numpy(BN_X[:1]), data=data, criterion="snip", target=0.5, **RAW)
+        off = prune_at_init(model, torch.from_numpy(BN_X[:1]), data=data, criterion="snip", target=0.5,
+                            batch_statistics=False, **RAW)
+        assert not np.allclose(group_scores(on), group_scores(off))
+
+
+def test_keras_batch_statistics_restore_the_moving_statistics():
+    keras = pytest.importorskip("keras")
+    from spa_core.gradients.keras_provider import KerasFunction
+
+    inp = keras.Input((6, 6, 1))
+    h = keras.layers.Conv2D(4, 3, name="conv")(inp)
+    h = keras.layers.BatchNormalization(name="bn", moving_mean_initializer=keras.initializers.Constant(5.0),
+                                        moving_variance_initializer=keras.initializers.Constant(9.0))(h)
+    out = keras.layers.Dense(3, name="fc")(keras.layers.Flatten()(keras.layers.ReLU()(h)))
+    model = keras.Model(inp, out)
+    x = np.ascontiguousarray(BN_X.transpose(0, 2, 3, 1))
+    fn = KerasFunction(model, "cross_entropy")
+    eval_grads = fn.gradient(Batch((x,), BN_Y))
+    fn.use_batch_statistics()
+    grads = fn.gradient(Batch((x,), BN_Y))
+    bn = model.get_layer("bn")
+    np.testing.assert_allclose(bn.moving_mean.numpy(), 5.0)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), 9.0)
+    assert not np.allclose(eval_grads["conv/kernel"], grads["conv/kernel"], atol=1e-4)

@@ -49,12 +49,19 @@ class Calibration:
             ``loss(outputs, targets) -> scalar`` in the framework's own tensors.
         max_batches: read at most this many batches (``None``: all).
         hessian_samples: Rademacher vectors per batch for the Hessian-diagonal estimate.
+        batch_statistics: normalise every BatchNorm by the calibration batch's own
+            statistics (as in training) instead of its running statistics. Pruning at
+            initialisation sets it: an untrained network's running statistics are (0, 1),
+            so in inference mode its BatchNorms do nothing and the scores would describe a
+            network without normalisation, not the one that will be trained. The model's
+            running statistics are never changed.
     """
 
     data: Iterable[Any]
     loss: str | Callable[..., Any] = DEFAULT_LOSS
     max_batches: int | None = None
     hessian_samples: int = 4
+    batch_statistics: bool = False
 
     def batches(self) -> list[Batch]:
         """The batches, normalised, at most ``max_batches``; an error when there are none."""

@@ -10,6 +10,7 @@ model (:func:`native_scoring_context`) or from the ONNX graph run in torch
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,14 @@ def native_scoring_context(
 def _fill(ctx: ScoringContext, criterion: Criterion, fn: Any, calibration: Calibration,
           bindings: dict[str, ParamBinding], shapes: dict[str, tuple[int, ...]]) -> ScoringContext:
     batches = calibration.batches()
+    if calibration.batch_statistics:
+        switch = getattr(fn, "use_batch_statistics", None)
+        if switch is None:
+            warnings.warn(f"{type(fn).__name__} cannot normalise BatchNorms by batch statistics; "
+                          "the scores use the model as it runs", stacklevel=3)
+        else:
+            switch()
+        ctx.extras["batch_statistics"] = switch is not None
     d = compute_derivatives(fn, criterion.needs, batches, ctx.rng, calibration.hessian_samples)
     ctx.gradients = map_to_onnx(d.gradients, bindings, shapes)
     ctx.gradient_batches = [map_to_onnx(g, bindings, shapes) for g in d.gradient_batches]

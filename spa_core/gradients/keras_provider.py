@@ -2,12 +2,14 @@
 
 Parameters are named by Keras variable path (``conv1/kernel``), as the Keras adapter's
 ``parameter_map`` names them. The model runs with ``training=False`` (dropout off,
-BatchNorm on its moving statistics), so scoring changes nothing in the model.
+BatchNorm on its moving statistics) or, when batch statistics are asked for, with
+``training=True`` and its moving statistics restored, so scoring changes nothing in the model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -55,17 +57,34 @@ class KerasFunction:
         if not callable(loss) and loss not in LOSSES:
             raise InvalidOptionError(f"unknown loss '{loss}'; use one of {', '.join(LOSSES)} or pass a callable")
         self.model = model
+        self.batch_statistics = False
         self.loss_fn = loss if callable(loss) else LOSSES[loss]
         self.variables = {
             str(v.path): v for v in model.trainable_weights if names is None or str(v.path) in names
         }
+
+    def use_batch_statistics(self) -> None:
+        """Run the model in training mode (BatchNorm on batch statistics; dropout on too:
+        Keras has no switch for one without the other); its moving statistics are
+        restored after every call."""
+        self.batch_statistics = True
+
+    @contextlib.contextmanager
+    def _kept_state(self) -> Iterator[None]:
+        saved = [(v, v.numpy()) for v in self.model.non_trainable_variables] if self.batch_statistics else []
+        try:
+            yield
+        finally:
+            for v, value in saved:
+                v.assign(value)
 
     def parameter_values(self) -> dict[str, np.ndarray]:
         return {n: np.asarray(v.numpy()) for n, v in self.variables.items()}
 
     def _loss(self, batch: Batch) -> tf.Tensor:
         inputs = [tf.convert_to_tensor(to_numpy(x)) for x in batch.inputs]
-        outputs = self.model(inputs[0] if len(inputs) == 1 else inputs, training=False)
+        with self._kept_state():
+            outputs = self.model(inputs[0] if len(inputs) == 1 else inputs, training=self.batch_statistics)
         targets = None if batch.targets is None else tf.convert_to_tensor(to_numpy(batch.targets))
         return self.loss_fn(outputs, targets)
 

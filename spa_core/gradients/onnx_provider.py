@@ -37,6 +37,10 @@ class OnnxFunction(TorchFunction):
     def parameters(self) -> Tensors:
         return self.graph.parameters
 
+    def use_batch_statistics(self) -> None:
+        """Inference-mode BatchNormalization nodes normalise by each batch's statistics."""
+        self.graph.use_batch_statistics()
+
     def forward(self, params: Tensors, inputs: tuple[torch.Tensor, ...]) -> Any:
         outputs = self.graph.run(params, inputs)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)

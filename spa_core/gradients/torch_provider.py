@@ -2,7 +2,7 @@
 
 The module runs through ``torch.func.functional_call`` with fresh leaf tensors for its
 parameters and copies of its buffers, in inference mode (dropout off, BatchNorm on its
-running statistics), so scoring never changes the model: not its weights, not its
+running statistics, or on batch statistics when asked), so scoring never changes the model: not its weights, not its
 ``.grad``, not its BatchNorm statistics, not its train/eval mode.
 """
 
@@ -48,6 +48,7 @@ class TorchModuleFunction(TorchFunction):
         wanted = set(tensors) if names is None else {self.aliases[n] for n in names if n in self.aliases}
         self._params = {n: t for n, t in tensors.items() if n in wanted}
         self._buffers = {n: b for n, b in module.named_buffers()}
+        self.batch_statistics = False
 
     def parameters(self) -> Tensors:
         return self._params
@@ -55,7 +56,15 @@ class TorchModuleFunction(TorchFunction):
     def forward(self, params: Tensors, inputs: tuple[torch.Tensor, ...]) -> Any:
         buffers = {n: b.detach().clone() for n, b in self._buffers.items()}
         with inference_mode(self.module):
+            if self.batch_statistics:  # the buffers are copies: their update is thrown away
+                for m in self.module.modules():
+                    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                        m.train(True)
             return functional_call(self.module, {**params, **buffers}, inputs)
+
+    def use_batch_statistics(self) -> None:
+        """BatchNorms normalise by each batch's statistics (dropout stays off)."""
+        self.batch_statistics = True
 
 
 def provider(model: Any, exported: ExportedModel | None, loss: str | Callable[..., Any]) -> TorchModuleFunction:

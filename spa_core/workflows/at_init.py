@@ -24,7 +24,7 @@ AT_INIT_CRITERIA = ("snip", "grasp", "crop")
 def prune_at_init(
     model: Any, example_inputs: Any = None, *, data: Any, loss: Any = "cross_entropy",
     criterion: str = "snip", target: Target | float | str = 0.5, batches: int | None = 4,
-    **options: Any,
+    batch_statistics: bool = True, **options: Any,
 ) -> PruneResult:
     """Prune an untrained ``model`` to ``target`` with a pruning-at-initialisation criterion.
 
@@ -33,10 +33,16 @@ def prune_at_init(
     :param criterion: ``snip``, ``grasp`` or ``crop`` (any installed criterion works;
         these three are the ones designed for untrained weights).
     :param target: a ratio, or ``"params=10%"``/``"macs=..."`` (see :mod:`.targets`).
+    :param batch_statistics: score with every BatchNorm normalising by the calibration
+        batch's statistics, as the network will run in training (see
+        :class:`~spa_core.gradients.calibration.Calibration`). In
+        ``reproductions/before_training.py`` (90 % of the parameters, global allocation,
+        4 seeds) it raised snip from 0.767 to 0.776, grasp from 0.753 to 0.784 and crop
+        from 0.764 to 0.768 test accuracy after training.
     :return: the :class:`PruneResult`; ``result.model`` is the pruned, untrained model.
     """
     if data is None:
         raise InvalidOptionError("pruning at initialisation needs calibration data: pass data=[(inputs, targets), ...]")
-    calibration = replace(as_calibration(data, loss), max_batches=batches)
+    calibration = replace(as_calibration(data, loss), max_batches=batches, batch_statistics=batch_statistics)
     session = PruningSession.open(model, example_inputs, criterion=criterion, data=calibration, **options)
     return session.prune(solve_ratio(session, as_target(target)))

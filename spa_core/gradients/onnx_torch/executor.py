@@ -111,6 +111,12 @@ class OnnxTorchGraph:
                 env[step.outputs[0]] = result
         return [env[n] for n in (self.output_names if names is None else names)]
 
+    def use_batch_statistics(self) -> None:
+        """Run every BatchNormalization with the batch's mean and variance (training mode's
+        normalisation) instead of its running statistics, which stay unchanged."""
+        self.steps = [Step(s.fn, s.inputs, s.outputs, {**s.attrs, "_batch_statistics": True})
+                      if s.attrs["_op"] == "BatchNormalization" else s for s in self.steps]
+
     def declared_batch(self) -> int | None:
         """The fixed leading dimension of the first input, if the model declares one."""
         shape = self.input_shapes.get(self.input_names[0]) if self.input_names else None

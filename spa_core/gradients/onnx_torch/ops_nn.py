@@ -139,8 +139,13 @@ def _global_pool(x: list[Any], a: dict[str, Any]) -> torch.Tensor:
 def _batch_norm(x: list[Any], a: dict[str, Any]) -> torch.Tensor:
     t = x[0]
     shape = [1, -1] + [1] * (t.dim() - 2)
-    inv = torch.rsqrt(x[4].reshape(shape) + a.get("epsilon", 1e-5))
-    return (t - x[3].reshape(shape)) * inv * x[1].reshape(shape) + x[2].reshape(shape)
+    if a.get("_batch_statistics") or a.get("training_mode"):
+        axes = [0, *range(2, t.dim())]
+        mean, var = t.mean(dim=axes, keepdim=True), t.var(dim=axes, unbiased=False, keepdim=True)
+    else:
+        mean, var = x[3].reshape(shape), x[4].reshape(shape)
+    inv = torch.rsqrt(var + a.get("epsilon", 1e-5))
+    return (t - mean) * inv * x[1].reshape(shape) + x[2].reshape(shape)
 
 
 @op("InstanceNormalization")
