@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"Fashion-MNIST CNN (width {args.width}), pruned at initialisation by spa_core.workflows.prune_at_init "
             f"({' and '.join(args.allocation)} allocation, {args.budget} budget, scores normalised by "
             f"'{args.normalize}', {args.calib_batches} calibration "
-            f"batches of {args.calib_batch}), then trained {args.epochs} epoch(s) on {n_train} images (Adam, "
+            f"batches of {args.calib_batch}, BatchNorms on batch statistics while scoring), then trained {args.epochs} epoch(s) on {n_train} images (Adam, "
             f"one-cycle) and tested on {args.test_limit or 'all 10000'} test images. Seeds {done} (initial weights, "
             f"calibration batches, training order); accuracy = mean over seeds, accuracy_std = sample standard "
             f"deviation, per_seed in seed order. Sparsity = fraction of {args.budget} removed. "
