@@ -138,16 +138,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: Sequence[str] | None) -> int:
     from . import progress
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    _configure_output(args)
-    redirect = contextlib.nullcontext()
-    if progress.enabled():  # log lines printed above the bars, not through them
-        from tqdm.contrib.logging import logging_redirect_tqdm
+    try:  # parsing imports the commands' option modules: an interrupt can land there too
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
+        _configure_output(args)
+        redirect = contextlib.nullcontext()
+        if progress.enabled():  # log lines printed above the bars, not through them
+            from tqdm.contrib.logging import logging_redirect_tqdm
 
-        redirect = logging_redirect_tqdm()
-    try:
+            redirect = logging_redirect_tqdm()
         with redirect:
             return COMMANDS[args.command](args)
     except SpaError as exc:

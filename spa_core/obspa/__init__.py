@@ -11,6 +11,16 @@ every BatchNorm sees its running statistics).
     result = prune_obspa("model.onnx", ratio=0.3, calibration={"input": x})
 """
 
-from .prune import prune_obspa
+from typing import Any
 
 __all__ = ["prune_obspa"]
+
+
+def __getattr__(name: str) -> Any:
+    """``prune_obspa`` is imported on first use: ``spa``'s parser imports this package's
+    option modules and should not pay for onnx, onnxruntime and the engine."""
+    if name == "prune_obspa":
+        from .prune import prune_obspa
+
+        return prune_obspa
+    raise AttributeError(name)

@@ -18,7 +18,7 @@ from ..errors import InvalidOptionError
 
 def add_obspa_arguments(parser: argparse.ArgumentParser) -> None:
     """Add OBSPA's own options to ``spa prune``."""
-    from .prune import SYNTHESES
+    from .options import SYNTHESES
 
     g = parser.add_argument_group("OBSPA (--criterion obspa: no fine-tuning, data-free without --data)")
     g.add_argument("--synth", choices=SYNTHESES, default="inversion", help="data-free inputs (default inversion)")

@@ -38,10 +38,8 @@ from .allocate import GroupOrder, allocate
 from .consumers import Consumer, find_consumers
 from .hessian import HessianAccumulator, Runner, batches
 from .obs import ObsLayer, compensate, damped_inverse, greedy_order
+from .options import DEFAULT_SAMPLES, SYNTHESES
 from .synth import bn_statistics, gaussian_feeds, inverted_feeds, with_initializers
-
-SYNTHESES = ("inversion", "bn", "gaussian")
-DEFAULT_SAMPLES = {"inversion": 128, "bn": 256, "gaussian": 256}
 
 
 def _run_graph(model: onnx.ModelProto, analysis: Analysis, batch: int) -> Graph:
