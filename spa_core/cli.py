@@ -183,6 +183,8 @@ def cmd_criteria(args: argparse.Namespace) -> int:
         doc = (type(crit).__doc__ or "").strip().splitlines()
         needs = ",".join(sorted(crit.needs))
         print(f"{name:12s} needs: {needs:30s} {doc[0] if doc else ''}")
+    print(f"{'obspa':12s} needs: {'weights (data optional)':30s} Optimal Brain SPA: no fine-tuning, "
+          "data-free by default (ONNX files; see --synth)")
     return 0
 
 

@@ -53,14 +53,14 @@ def run_obspa(args: argparse.Namespace, model: onnx.ModelProto, input_shapes: di
     if getattr(args, "steps", 1) > 1 or getattr(args, "finetune_data", None):
         raise InvalidOptionError("OBSPA prunes in one step and does not fine-tune: drop --steps/--finetune-data")
     kwargs: dict[str, Any] = {"ratio": args.ratio}
-    target = getattr(args, "target", None)
-    if target:
+    if getattr(args, "target", None):
         from ..workflows.targets import as_target
 
-        if as_target(target).kind == "ratio":
-            kwargs["ratio"] = as_target(target).value
+        target = as_target(args.target)
+        if target.kind == "ratio":
+            kwargs["ratio"] = target.value
         else:
-            kwargs = {"macs_target": _macs_target(target, model, input_shapes)}
+            kwargs = {"macs_target": _macs_target(args.target, model, input_shapes)}
     calibration = None
     if getattr(args, "data", None):
         x, _ = load_arrays(args.data)
@@ -69,6 +69,6 @@ def run_obspa(args: argparse.Namespace, model: onnx.ModelProto, input_shapes: di
         model, calibration=calibration, synth=args.synth, samples=args.samples, damp=args.damp,
         allocation=args.allocation, max_ratio=min(args.max_ratio, 0.9), min_keep=args.min_keep,
         round_to=args.round_to, input_shapes=input_shapes, ignore=args.ignore, seed=args.seed,
-        batch_size=getattr(args, "batch_size", None) or 64, progress=None if not getattr(args, "quiet", False) else False,
+        batch_size=getattr(args, "batch_size", None) or 64, progress=False if getattr(args, "quiet", False) else None,
         **kwargs,
     )
