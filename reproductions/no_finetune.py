@@ -7,9 +7,10 @@ MobileNetV2), 30 % and 50 % of the MACs are removed, and the pruned model is eva
 as it is — no fine-tuning, no BatchNorm recalibration:
 
 * ``obspa-data``: :func:`spa_core.obspa.prune_obspa` with 256 training images;
-* ``obspa-inversion`` / ``obspa-bn`` / ``obspa-gauss``: data-free OBSPA, inputs optimised
-  until every BatchNorm sees its running statistics (the default), Gaussian noise propagated
-  with BatchNorm statistics matched, or plain Gaussian noise;
+* ``obspa-inversion`` / ``obspa-inversion-bn`` / ``obspa-bn`` / ``obspa-gauss``: data-free
+  OBSPA, inputs optimised until every BatchNorm sees its running statistics (then, for
+  ``-bn``, propagated with the BatchNorm statistics frozen from them), Gaussian noise
+  propagated with BatchNorm statistics matched, or plain Gaussian noise;
 * ``obspa-bn-uniform`` (on request): data-free OBSPA with ``allocation="uniform"`` (the
   default before ``reproductions/obspa_variants.py`` chose ``"global"`` on validation data);
 * ``l1``: spa_core's magnitude criterion with its default uniform (per-group) allocation,
@@ -59,8 +60,9 @@ from spa_core.obspa import prune_obspa
 from spa_core.prepare import prepare
 from spa_core.workflows import PruningSession, Target, solve_ratio
 
-METHODS = ("obspa-data", "obspa-inversion", "obspa-bn", "obspa-gauss", "l1", "tp-magnitude", "tp-hessian")
-DATA_FREE = ("obspa-inversion", "obspa-bn", "obspa-gauss")  # compared on the validation split
+METHODS = ("obspa-data", "obspa-inversion", "obspa-inversion-bn", "obspa-bn", "obspa-gauss", "l1", "tp-magnitude",
+           "tp-hessian")
+DATA_FREE = ("obspa-inversion", "obspa-inversion-bn", "obspa-bn", "obspa-gauss")  # compared on the validation split
 EXTRA_METHODS = ("obspa-bn-uniform",)  # data-free OBSPA, uniform allocation (--methods ... obspa-bn-uniform)
 COLUMNS = ("model", "method", "macs_target", "macs_removed", "accuracy", "relative", "val_accuracy", "seconds")
 
@@ -176,6 +178,9 @@ def prune_all(
         "obspa-data": lambda t: prune_obspa(base, macs_target=t, calibration={"input": calib}, **obspa_kw),
         "obspa-inversion": lambda t: prune_obspa(base, macs_target=t, synth="inversion", samples=args.inversion_samples,
                                                  inversion_steps=args.inversion_steps, **obspa_kw),
+        "obspa-inversion-bn": lambda t: prune_obspa(base, macs_target=t, synth="inversion-bn",
+                                                    samples=args.inversion_samples,
+                                                    inversion_steps=args.inversion_steps, **obspa_kw),
         "obspa-bn": lambda t: prune_obspa(base, macs_target=t, synth="bn", samples=args.samples, **obspa_kw),
         "obspa-gauss": lambda t: prune_obspa(base, macs_target=t, synth="gaussian", samples=args.samples, **obspa_kw),
         "obspa-bn-uniform": lambda t: prune_obspa(base, macs_target=t, synth="bn", samples=args.samples,
@@ -238,7 +243,7 @@ def summary(rows: Sequence[Row], times: dict[str, dict[str, float]]) -> str:
         lines.append("\nData-free synthesis on the validation split (mean accuracy over models and targets): "
                      + ", ".join(f"{m} {v:.4f}" for m, v in val.items()) + f" -> best: {best}.")
     top = max(r["macs_target"] for r in rows)
-    for free in (*DATA_FREE[:2], "obspa-bn-uniform"):
+    for free in (*DATA_FREE[:3], "obspa-bn-uniform"):
         if not any(r["method"] == free for r in pruned):
             continue
         lines.append(f"\nGoal at {top:.0%} MACs removed: data-free OBSPA ({free}) >= 95 % of dense and above every "

@@ -134,7 +134,7 @@ def _check_pruned(result, model_kept: dict[str, tuple[int, ...]]) -> None:
     assert compare_outputs(reference, result.onnx, {"x": x}) < 1e-4
 
 
-@pytest.mark.parametrize("synth", ["inversion", "bn", "gaussian"])
+@pytest.mark.parametrize("synth", ["inversion", "inversion-bn", "bn", "gaussian"])
 def test_data_free_pruning_runs_and_matches_the_compensated_model(synth):
     result = prune_obspa(_conv_model(), ratio=0.5, synth=synth, samples=8, batch_size=4, progress=False,
                          allocation="uniform")

@@ -38,7 +38,7 @@ from .allocate import GroupOrder, allocate
 from .consumers import Consumer, find_consumers
 from .hessian import HessianAccumulator, Runner, batches
 from .obs import ObsLayer, compensate, damped_inverse, greedy_order
-from .options import DEFAULT_SAMPLES, SYNTHESES
+from .options import DEFAULT_SAMPLES, FROZEN_STATISTICS, SYNTHESES
 from .synth import bn_statistics, gaussian_feeds, inverted_feeds, with_initializers
 
 
@@ -77,7 +77,7 @@ def collect_hessians(
     batch = max(1, min(batch_size, n))
     graph = _run_graph(model, analysis, batch)
     feeds = _feeds(graph, calibration, samples, seed)
-    if calibration is None and synth == "inversion":
+    if calibration is None and synth in ("inversion", "inversion-bn"):
         bar = tqdm(total=samples, desc="OBSPA input inversion", disable=_quiet(progress), leave=False)
         try:
             feeds = inverted_feeds(graph, samples, batch, seed, steps=inversion_steps, on_step=bar.update)
@@ -87,7 +87,7 @@ def collect_hessians(
         finally:
             bar.close()
     run_model = graph.model
-    if calibration is None and synth == "bn":
+    if calibration is None and synth in FROZEN_STATISTICS:
         run_model = with_initializers(run_model, bn_statistics(graph, feeds, batch))
     acc = HessianAccumulator(consumers)
     acc.source = "calibration" if calibration is not None else f"synthetic ({synth})"

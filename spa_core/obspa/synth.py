@@ -19,7 +19,11 @@
   validation accuracy of the three (``reproductions/no_finetune.py``). It costs an
   optimisation through the model: about a minute per small model on one CPU thread.
 
-A model with no BatchNorm gets plain Gaussian inputs from all three.
+* ``inversion-bn``: the inverted inputs, then propagated like ``bn`` (BatchNorm statistics
+  frozen from the inverted inputs' batch statistics): the inversion only approximately
+  reaches every BatchNorm's running statistics, and the freeze removes what is left.
+
+A model with no BatchNorm gets plain Gaussian inputs from all of them.
 """
 
 from __future__ import annotations
