@@ -9,7 +9,7 @@ as it is — no fine-tuning, no BatchNorm recalibration:
 * ``obspa-data``: :func:`spa_core.obspa.prune_obspa` with 256 training images;
 * ``obspa-inversion`` / ``obspa-inversion-bn`` / ``obspa-bn`` / ``obspa-gauss``: data-free
   OBSPA, inputs optimised until every BatchNorm sees its running statistics (then, for
-  ``-bn``, propagated with the BatchNorm statistics frozen from them), Gaussian noise
+  ``-bn``, the default, propagated with the BatchNorm statistics frozen from them), Gaussian noise
   propagated with BatchNorm statistics matched, or plain Gaussian noise;
 * ``obspa-bn-uniform`` (on request): data-free OBSPA with ``allocation="uniform"`` (the
   default before ``reproductions/obspa_variants.py`` chose ``"global"`` on validation data);

@@ -4,7 +4,7 @@ Layer-wise Optimal Brain Surgeon over whole input-channel blocks of every consum
 channel group, with the OBS weight compensation (Frantar & Alistarh, *Optimal Brain
 Compression*, 2022), from Hessians of the consumers' inputs. The inputs come from
 calibration data when there is some, and are synthesised otherwise (inputs optimised until
-every BatchNorm sees its running statistics).
+every BatchNorm sees its running statistics, then propagated with those statistics frozen).
 
     from spa_core.obspa import prune_obspa
     result = prune_obspa("model.onnx", macs_target=0.5)   # data-free

@@ -21,7 +21,7 @@ def add_obspa_arguments(parser: argparse.ArgumentParser) -> None:
     from .options import SYNTHESES
 
     g = parser.add_argument_group("OBSPA (--criterion obspa: no fine-tuning, data-free without --data)")
-    g.add_argument("--synth", choices=SYNTHESES, default="inversion", help="data-free inputs (default inversion)")
+    g.add_argument("--synth", choices=SYNTHESES, default=SYNTHESES[0], help=f"data-free inputs (default {SYNTHESES[0]})")
     g.add_argument("--samples", type=int, default=None, help="synthetic inputs (default 128 for inversion, else 256)")
     g.add_argument("--damp", type=float, default=0.01, help="Hessian dampening, a multiple of its mean diagonal")
     g.add_argument("--allocation", choices=("global", "uniform"), default="global",

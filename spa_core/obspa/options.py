@@ -1,6 +1,6 @@
 """OBSPA's option values, kept free of heavy imports so that ``spa``'s parser can read them."""
 
-SYNTHESES = ("inversion", "inversion-bn", "bn", "gaussian")
+SYNTHESES = ("inversion-bn", "inversion", "bn", "gaussian")
 """Ways to make data-free inputs (:mod:`spa_core.obspa.synth`); the first is the default."""
 
 DEFAULT_SAMPLES = {"inversion": 128, "inversion-bn": 128, "bn": 256, "gaussian": 256}

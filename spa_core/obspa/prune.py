@@ -212,7 +212,7 @@ def prune_obspa(
     ratio: float | None = None,
     macs_target: float | None = None,
     calibration: Mapping[str, ArrayLike] | ArrayLike | None = None,
-    synth: str = "inversion",
+    synth: str = "inversion-bn",
     samples: int | None = None,
     inversion_steps: int = 150,
     batch_size: int = 64,
@@ -235,11 +235,13 @@ def prune_obspa(
     :param calibration: input batches ``{input name: array (N, ...)}`` (or one array for a
         single-input model); ``None`` synthesises ``samples`` inputs by ``synth``.
     :param synth: how data-free inputs are made (:mod:`spa_core.obspa.synth`):
-        ``"inversion"`` (the default: inputs optimised until every BatchNorm sees its running
-        statistics), ``"bn"`` (Gaussian noise, BatchNorms normalising by its batch statistics)
-        or ``"gaussian"``. Inversion was chosen on a validation split
-        (``reproductions/no_finetune.py``); it needs gradients through the graph, and falls
-        back to ``"bn"`` with a warning when the ONNX executor lacks one of its operators.
+        ``"inversion-bn"`` (the default: inputs optimised until every BatchNorm sees its
+        running statistics, then propagated with the BatchNorm statistics frozen from them),
+        ``"inversion"`` (the same without the freeze), ``"bn"`` (Gaussian noise, BatchNorms
+        normalising by its batch statistics) or ``"gaussian"``. The default was chosen on a
+        validation split (``reproductions/no_finetune.py``: mean validation accuracy 0.828
+        against 0.824 / 0.781 / 0.168). Inversion needs gradients through the graph and
+        falls back to ``"bn"`` with a warning when the ONNX executor lacks an operator.
     :param samples: synthetic inputs (default 128 for inversion, 256 otherwise).
     :param inversion_steps: Adam steps per batch of inverted inputs.
     :param batch_size: inputs per onnxruntime run, and per inversion batch (whose BatchNorm
