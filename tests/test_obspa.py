@@ -162,7 +162,7 @@ def test_inverted_inputs_give_every_batchnorm_its_running_statistics():
     model = _conv_model()
     graph = spa_core.analyze_onnx(model).graph
     noise = gaussian_feeds(graph, 8, seed=3)["x"]
-    inverted = inverted_feeds(graph, 8, batch=2, seed=3, steps=150)["x"]
+    inverted = inverted_feeds(graph, {"x": noise}, batch=2, steps=150)["x"]
     assert inverted.shape == noise.shape and inverted.dtype == np.float32
     before = np.mean([_bn_input_error(model, noise[i : i + 2]) for i in range(0, 8, 2)])
     after = np.mean([_bn_input_error(model, inverted[i : i + 2]) for i in range(0, 8, 2)])

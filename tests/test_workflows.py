@@ -235,6 +235,21 @@ def _cli_files(tmp_path):
     return model, data
 
 
+def _assert_cli_output_is_the_oracle_pruning(model, out, plan) -> None:
+    """The written model is the plan applied to the original, and that pruning holds the oracle."""
+    import onnx
+
+    import spa_core
+    from spa_core.oracle import compare_outputs
+    from spa_core.plan import Plan
+    from spa_core.testing import assert_oracle
+
+    again = spa_core.apply_plan_onnx(str(model), Plan.load(plan))
+    assert_oracle(again)
+    feeds = {again.onnx.graph.input[0].name: RNG.standard_normal((1, 1, 12, 12)).astype(np.float32)}
+    assert compare_outputs(again.onnx, onnx.load(out), feeds) < 1e-6
+
+
 def _counts(path) -> tuple[int, int]:
     from spa_core.workflows import PruningSession
 
@@ -259,9 +274,11 @@ def test_spa_prune_with_data_for_a_plain_ratio(tmp_path):
 
     model, data = _cli_files(tmp_path)
     out = tmp_path / "out.onnx"
+    plan = tmp_path / "plan.json"
     assert main(["prune", str(model), "-o", str(out), "--criterion", "taylor", "--data", str(data),
-                 "--ratio", "0.25", "-q"]) == 0
+                 "--ratio", "0.25", "--plan-out", str(plan), "-q"]) == 0
     assert _counts(out)[0] < _counts(model)[0]
+    _assert_cli_output_is_the_oracle_pruning(model, out, plan)
 
 
 def test_spa_prune_obspa_data_free_and_with_data(tmp_path):

@@ -80,7 +80,7 @@ def collect_hessians(
     if calibration is None and synth in ("inversion", "inversion-bn"):
         bar = tqdm(total=samples, desc="OBSPA input inversion", disable=_quiet(progress), leave=False)
         try:
-            feeds = inverted_feeds(graph, samples, batch, seed, steps=inversion_steps, on_step=bar.update)
+            feeds = inverted_feeds(graph, feeds, batch, steps=inversion_steps, on_step=bar.update)
         except FrameworkError as exc:
             warnings.warn(f"OBSPA: input inversion is not possible ({exc}); using synth='bn'", stacklevel=3)
             synth = "bn"

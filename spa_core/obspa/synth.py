@@ -54,6 +54,11 @@ def gaussian_feeds(graph: Graph, n: int, seed: int = 0) -> dict[str, np.ndarray]
     return feeds
 
 
+def _epsilon(node: onnx.NodeProto) -> float:
+    """A BatchNormalization node's epsilon (ONNX's default when the attribute is absent)."""
+    return next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+
+
 def _batch_norms(model: onnx.ModelProto, inits: Mapping[str, np.ndarray]) -> list[int]:
     """Inference-mode BatchNormalization nodes whose statistics are initializers."""
     found = []
@@ -86,7 +91,7 @@ def batch_stat_model(graph: Graph) -> tuple[onnx.ModelProto, dict[int, tuple[str
             continue
         rank = len(graph.shapes[node.input[0]])
         axes = [0, *range(2, rank)]
-        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+        eps = _epsilon(node)
         p = f"__spa_bnstat{i}"
         bshape = [1, -1] + [1] * (rank - 2)
         dtype = inits[node.input[1]].dtype
@@ -164,12 +169,13 @@ def with_initializers(model: onnx.ModelProto, values: Mapping[str, np.ndarray]) 
 
 
 def inverted_feeds(
-    graph: Graph, n: int, batch: int, seed: int = 0, steps: int = 150, lr: float = 0.1,
+    graph: Graph, start: Mapping[str, np.ndarray], batch: int, steps: int = 150, lr: float = 0.1,
     on_step: Callable[[int], object] | None = None,
 ) -> dict[str, np.ndarray]:
-    """``n`` inputs optimised so that every BatchNorm sees its own running statistics.
+    """The inputs ``start`` (e.g. :func:`gaussian_feeds`) optimised so that every BatchNorm
+    sees its own running statistics.
 
-    Starting from Gaussian noise, each batch of ``batch`` inputs is optimised by Adam
+    Starting from ``start``, each batch of ``batch`` inputs is optimised by Adam
     (``steps`` steps) to minimise, summed over the BatchNormalization nodes, the mean over
     channels of ``((μ_b − μ)/σ)² + (σ_b/σ − 1)²`` between the batch mean/std of the node's
     input and its running mean/std: the "distilled data" of ZeroQ (Cai et al., CVPR 2020),
@@ -181,13 +187,14 @@ def inverted_feeds(
     inputs reach every layer through the trained weights, so the consumers' Hessians get
     the cross-channel correlations that real data would give them. The graph is run in
     torch by :class:`spa_core.gradients.onnx_torch.OnnxTorchGraph`. Integer inputs stay as
-    :func:`gaussian_feeds` draws them.
+    they are.
     """
     import torch
 
     from ..gradients.onnx_torch.executor import OnnxTorchGraph
 
-    feeds = gaussian_feeds(graph, n, seed)
+    feeds = {k: np.asarray(v) for k, v in start.items()}
+    n = len(next(iter(feeds.values())))
     inits = graph.initializers
     nodes = graph.model.graph.node
     bns = [nodes[i] for i in _batch_norms(graph.model, inits)]
@@ -198,12 +205,11 @@ def inverted_feeds(
     params = {k: v.detach() for k, v in executor.parameters.items()}
     targets = []
     for node in bns:
-        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+        eps = _epsilon(node)
         mean = torch.tensor(np.asarray(inits[node.input[3]], dtype=np.float32))
         std = torch.tensor(np.sqrt(np.asarray(inits[node.input[4]], dtype=np.float32) + eps))
         targets.append((node.input[0], mean, std, eps))
     watched = [t[0] for t in targets]
-    torch.manual_seed(seed)
     out = {k: v.copy() for k, v in feeds.items()}
     for start in range(0, n, batch):
         stop = min(n, start + batch)

@@ -12,9 +12,8 @@ reaches on the original model, so N steps end at the size one shot would give.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..api import PruneResult
@@ -93,7 +92,7 @@ def iterative_prune(
             result.model = model
     assert result is not None
     if steps > 1:  # the last step's report starts from the previous step's model: make it overall
-        result.report = dataclasses.replace(result.report, params_before=params0, macs_before=macs0)
+        result.report = replace(result.report, params_before=params0, macs_before=macs0)
     return WorkflowResult(result, history, params0, macs0)
 
 
