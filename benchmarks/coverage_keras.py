@@ -9,6 +9,9 @@ size, its BatchNormalization statistics randomised (so a wrong binding shows), p
 * keras==onnx: the rebuilt Keras model computes what the pruned ONNX computes (1e-4);
 * the MACs reduction and the time taken.
 
+Two random networks (``CHAOTIC``) amplify float32 rounding beyond 1e-4 in Keras itself;
+they are checked in float64 (``float64_checks``), their rows say so.
+
 Every architecture runs in its own subprocess (TensorFlow graphs pile up otherwise, and a
 crash or a time-out then costs one row, not the table)::
 
@@ -62,9 +65,70 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:240]
 
 
-# Networks whose random version is numerically chaotic (Keras float32 vs float64 differ by
-# tens of percent): their BatchNorm statistics are calibrated on the input (see calibrate_batchnorm).
-CALIBRATED = {"EfficientNetV2M", "EfficientNetV2L"}
+# Networks whose random version is numerically chaotic. Their BatchNorm statistics are
+# calibrated on the input (see calibrate_batchnorm); without that, Keras float32 and float64
+# differ by tens of percent. Calibrated, Keras float32 still differs from Keras float64 by
+# 8e-4 on EfficientNetV2M (ONNX float32 by 2.7e-4), so float32 checks at 1e-4 measure
+# rounding, not pruning: these networks are checked in float64 instead (float64_checks).
+CHAOTIC = {"EfficientNetV2M", "EfficientNetV2L"}
+
+
+def _relative(got: Any, expected: Any) -> float:
+    import numpy as np
+
+    expected = np.asarray(expected, dtype=np.float64)
+    return float(np.max(np.abs(np.asarray(got, dtype=np.float64) - expected)) / max(1e-12, float(np.max(np.abs(expected)))))
+
+
+def _onnx_float64(proto: Any, x: Any) -> Any:
+    """The ONNX model's first output on ``x``, computed in float64 (torch executor)."""
+    import numpy as np
+    import torch
+
+    from spa_core.gradients.onnx_torch.executor import OnnxTorchGraph
+
+    graph = OnnxTorchGraph(proto)
+    graph.in_float64()
+    with torch.no_grad():
+        return graph.run({}, (torch.from_numpy(np.asarray(x, dtype=np.float64)),))[0].numpy()
+
+
+def _keras_float64(model: Any) -> Any:
+    """A float64 copy of a functional Keras model (same config and weights)."""
+    import numpy as np
+
+    def widen(node: Any) -> Any:
+        if isinstance(node, dict):
+            if node.get("class_name") == "DTypePolicy":
+                return {**node, "config": {**node["config"], "name": "float64"}}
+            return {k: ("float64" if k == "dtype" and v == "float32" else widen(v)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [widen(v) for v in node]
+        return node
+
+    copy = model.__class__.from_config(widen(model.get_config()))
+    copy.set_weights([w.astype(np.float64) if w.dtype == np.float32 else w for w in model.get_weights()])
+    return copy
+
+
+def float64_checks(model: Any, res: Any, x: Any) -> dict[str, float]:
+    """The three checks in float64, on ``x`` (from the calibration range):
+
+    * export: the original ONNX against the original Keras model;
+    * oracle: the pruned ONNX against the original with the removed channels zeroed;
+    * keras_onnx: the pruned Keras model against the pruned ONNX.
+    """
+    import numpy as np
+
+    from spa_core.oracle import zeroed_reference
+
+    x64 = np.asarray(x, dtype=np.float64)
+    pruned = _onnx_float64(res.onnx, x)
+    return {
+        "export": _relative(_onnx_float64(res.analysis.graph.model, x), _keras_float64(model)(x64, training=False)),
+        "oracle": _relative(pruned, _onnx_float64(zeroed_reference(res.analysis, res.removed), x)),
+        "keras_onnx": _relative(_keras_float64(res.model)(x64, training=False), pruned),
+    }
 
 
 def run_one(name: str, ratio: float) -> dict[str, Any]:
@@ -81,6 +145,7 @@ def run_one(name: str, ratio: float) -> dict[str, Any]:
     row: dict[str, Any] = {"model": name, "success": False, "oracle": False, "keras_onnx": None, "head": "logits"}
     size = SIZES.get(name, DEFAULT_SIZE)
     t0 = time.perf_counter()
+    keras.utils.set_random_seed(0)  # the kernels' initialisers: every run prunes the same network
     try:
         # logits, not softmax: a saturated softmax would hide differences in the checks
         model = getattr(keras.applications, name)(
@@ -88,27 +153,37 @@ def run_one(name: str, ratio: float) -> dict[str, Any]:
         )
         randomize(model)
         x = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
-        if name in CALIBRATED:
+        chaotic = name in CHAOTIC
+        if chaotic:
             # the checks' own input among the calibration batch: deep layers see 1x1 maps, whose
             # statistics over a batch without it would not bound its activations
             batch = np.concatenate([x, np.random.default_rng(1).uniform(0, 255, (15, size, size, 3)).astype(np.float32)])
             row["note"] = f"BatchNorm statistics calibrated ({calibrate_batchnorm(model, batch)} layers)"
         row["params"] = int(model.count_params())
         t1 = time.perf_counter()
-        res = spa_core.prune(model, x, ratio=ratio)
+        # a chaotic network's float32 export check measures rounding: float64_checks instead
+        res = spa_core.prune(model, x, ratio=ratio, export_options={"verify": False} if chaotic else None)
         row["seconds"] = round(time.perf_counter() - t1, 1)
         rep = res.report
         row["macs_reduction"] = round(1 - rep.macs_after / max(rep.macs_before, 1), 3)
         row["params_after"] = int(res.model.count_params())
-        try:
-            row["oracle_error"] = float(assert_oracle(res))
-            row["oracle"] = True
-        except AssertionError as exc:
-            row["oracle_error_text"] = str(exc)
-        feeds = {res.onnx.graph.input[0].name: x}
-        onnx_out = ort.InferenceSession(res.onnx.SerializeToString()).run(None, feeds)[0]
-        keras_out = np.asarray(res.model(x, training=False))
-        err = float(np.max(np.abs(onnx_out - keras_out)) / max(1e-6, float(np.max(np.abs(onnx_out)))))
+        if chaotic:
+            checks = float64_checks(model, res, x)
+            row.update(precision="float64", export_error=checks["export"], oracle_error=checks["oracle"])
+            row["note"] += f"; checked in float64 (export {checks['export']:.1e}, oracle {checks['oracle']:.1e})"
+            row["oracle"] = checks["oracle"] <= 1e-4 and checks["export"] <= 1e-4
+            if not row["oracle"]:
+                row["oracle_error_text"] = f"float64 export {checks['export']:.3g} / oracle {checks['oracle']:.3g} > 1e-4"
+            err = checks["keras_onnx"]
+        else:
+            try:
+                row["oracle_error"] = float(assert_oracle(res))
+                row["oracle"] = True
+            except AssertionError as exc:
+                row["oracle_error_text"] = str(exc)
+            feeds = {res.onnx.graph.input[0].name: x}
+            onnx_out = ort.InferenceSession(res.onnx.SerializeToString()).run(None, feeds)[0]
+            err = _relative(np.asarray(res.model(x, training=False)), onnx_out)
         row["keras_onnx"] = err
         row["success"] = err <= 1e-4
         if not row["success"]:

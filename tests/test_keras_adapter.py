@@ -184,6 +184,22 @@ def test_export_computes_the_model_and_maps_every_weight():
     assert ex.parameter_map["logits/kernel"].axes == (0, 1)  # Dense (in, out) stays for MatMul
 
 
+@pytest.mark.parametrize("name", ["resnet", "mobilenet_v2"])
+def test_large_model_conversion_prunes_like_the_default(name):
+    """tf2onnx's large-model path (no Grappler, constants kept out of the TensorFlow graph:
+    taken automatically above ``LARGE_MODEL_BYTES``) maps every weight and prunes to the
+    same widths, with the oracle and Keras == ONNX holding."""
+    model, x = zoo.ZOO[name]()
+    large = spa_core.prune(model, x, ratio=0.3, export_options={"large_model": True})
+    default = spa_core.prune(model, x, ratio=0.3, export_options={"large_model": False})
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in large.onnx.graph.initializer)
+    assert set(large.plan.parameters) == set(default.plan.parameters)
+    assert large.model.count_params() == default.model.count_params() < 0.9 * model.count_params()
+    assert assert_oracle(large, rtol=1e-4) <= 1e-4
+    np.testing.assert_allclose(keras_output(large.model, x), onnx_output(large.onnx, x), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(keras_output(large.model, x), keras_output(default.model, x), rtol=1e-4, atol=1e-5)
+
+
 def test_export_of_initial_weights_keeps_zero_biases_and_identity_bn():
     """Probe weights: tf2onnx cannot drop a zero bias or merge equal BN constants."""
     model, x = zoo.vgg_sequential(init_values=True)

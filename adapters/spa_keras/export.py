@@ -33,12 +33,21 @@ from spa_core.types import ExportedModel
 from . import inputs as model_inputs
 from .mapping import InitializerSource, Matcher, name_hints
 from .terms import Term, WeightRef, layer_terms, term_builders
-from .tf_ops import custom_op_handlers, plain_convolutions, split_extra_conv_bias
+from .tf_ops import (
+    custom_op_handlers,
+    internalise_external_tensors,
+    lean_conversion,
+    numpy_product_alias,
+    plain_convolutions,
+    split_extra_conv_bias,
+)
 from .walk import layer_weights, read_weights, require_graph_model
 
 log = logging.getLogger(__name__)
 DEFAULT_OPSET = 17
 PROBE_SEED = 20240917
+LARGE_MODEL_BYTES = 1 << 29
+"""Weights above this size are converted by tf2onnx's large-model path (see :func:`_tf2onnx`)."""
 
 
 def export(model: Any, example_inputs: Any, options: Mapping[str, Any]) -> ExportedModel:
@@ -48,8 +57,11 @@ def export(model: Any, example_inputs: Any, options: Mapping[str, Any]) -> Expor
     opset = int(options.get("opset", DEFAULT_OPSET))
     real = read_weights(model)
     probe = _probe_values(real)
-    with _weights_set_to(model, probe, real), plain_convolutions():
-        proto = _tf2onnx(model, shapes, opset)
+    large = options.get("large_model")
+    if large is None:
+        large = sum(v.nbytes for v in real.values()) > LARGE_MODEL_BYTES
+    with _weights_set_to(model, probe, real), plain_convolutions(), lean_conversion():
+        proto = _tf2onnx(model, shapes, opset, large_model=bool(large))
     lws = layer_weights(model)
     builders = term_builders()
     terms: list[Term] = [t for lw in lws for t in layer_terms(lw, builders)]
@@ -101,7 +113,15 @@ def _variables(model: Any) -> dict[WeightRef, Any]:
 
 
 # ---------------------------------------------------------------- tf2onnx
-def _tf2onnx(model: Any, shapes: Mapping[str, tuple[int, ...]], opset: int) -> onnx.ModelProto:
+def _tf2onnx(model: Any, shapes: Mapping[str, tuple[int, ...]], opset: int, large_model: bool = False) -> onnx.ModelProto:
+    """The ONNX model of ``model`` (holding its current weights), converted by tf2onnx.
+
+    ``large_model`` takes tf2onnx's path for models over 2 GB, for its memory: it skips
+    Grappler (whose serialised copies of the frozen graph made the peak about 22 times the
+    weights: ConvNeXtXLarge's 1.4 GB did not fit in 24 GiB; ConvNeXtLarge peaked at 18.7 GB) and keeps the constants out
+    of the TensorFlow graph it imports. The tensors come back as external data and are
+    moved into the model here.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import tensorflow as tf
@@ -116,12 +136,16 @@ def _tf2onnx(model: Any, shapes: Mapping[str, tuple[int, ...]], opset: int) -> o
     if not isinstance(model, Functional):  # tf2onnx reads output names the Functional way
         model = keras.Model(model.inputs, model.outputs, name=model.name)
     try:
-        proto, _ = tf2onnx.convert.from_keras(
-            model, input_signature=specs, opset=opset, custom_op_handlers=custom_op_handlers()
-        )
+        with numpy_product_alias():
+            proto, storage = tf2onnx.convert.from_keras(
+                model, input_signature=specs, opset=opset, custom_op_handlers=custom_op_handlers(),
+                large_model=large_model,
+            )
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FrameworkError(f"tf2onnx could not convert the Keras model: {first}") from exc
+    if storage is not None:
+        internalise_external_tensors(proto, storage.name_to_tensor_data)
     split_extra_conv_bias(proto)
     return proto
 

@@ -6,6 +6,9 @@
   ``Conv2D(groups=C)``) inside an XLA-compiled ``tf.function``, which tf2onnx leaves as
   an opaque ``StatefulPartitionedCall``. While tracing for export they are emitted as a
   plain ``Conv2D`` op, which tf2onnx converts to an ONNX Conv with ``group``.
+* :func:`lean_conversion`: tf2onnx's optimizer passes each leave a dead copy of every
+  constant behind (about one copy of the weights per pass, 36 passes), which made large
+  models (ConvNeXtLarge) run out of memory; within the block they do not.
 * :func:`split_extra_conv_bias`: repairs the Conv with a fourth input that tf2onnx
   1.17 emits for ``Conv2D → BiasAdd → BiasAdd`` (Grappler turns a residual ``Add`` of two
   ``(1, 1, 1, C)`` tensors, as in ResNet V2 at 1×1 resolution, into a ``BiasAdd``).
@@ -65,6 +68,77 @@ def plain_convolutions() -> Iterator[None]:
         yield
     finally:
         tf_nn.conv = original
+
+
+@contextmanager
+def lean_conversion() -> Iterator[None]:
+    """Within the block, tf2onnx's graph optimisation keeps no dead copies of the weights.
+
+    Two leaks, measured on ConvNeXtTiny (111 MB of weights): the optimiser's peak fell from
+    +4.1 GB to +0.4 GB, the conversion's output is unchanged.
+
+    * ``Node.update_proto`` (after every optimiser pass) clears a node's attributes and
+      copies them in again. The protobuf runtime keeps cleared sub-messages in the node's
+      arena until the node itself dies, so a ``Const`` node gained one dead copy of its
+      tensor per pass. Here every update starts from a fresh ``NodeProto``.
+    * The replaced objects sit in reference cycles (nodes and graphs point at each other)
+      and wait for the cyclic garbage collector; it runs after every pass here.
+    """
+    import gc
+
+    from tf2onnx import graph as tf2onnx_graph
+    from tf2onnx.optimizer.optimizer_base import GraphOptimizerBase
+
+    node_class = tf2onnx_graph.Node
+    original_update, original_optimize = node_class.update_proto, GraphOptimizerBase.optimize
+
+    def update_proto(self: Any, external_tensor_storage: Any = None) -> Any:
+        old = self._op
+        self._op = onnx.NodeProto(name=old.name, op_type=old.op_type, domain=old.domain, doc_string=old.doc_string)
+        return original_update(self, external_tensor_storage)
+
+    def optimize(self: Any, graph: Any, iteration: int) -> Any:
+        result = original_optimize(self, graph, iteration)
+        gc.collect()
+        return result
+
+    node_class.update_proto, GraphOptimizerBase.optimize = update_proto, optimize
+    try:
+        yield
+    finally:
+        node_class.update_proto, GraphOptimizerBase.optimize = original_update, original_optimize
+        gc.collect()
+
+
+@contextmanager
+def numpy_product_alias() -> Iterator[None]:
+    """Within the block ``numpy.product`` exists: tf2onnx 1.17's large-model path calls it,
+    and NumPy 2 removed it (``numpy.prod`` is the same function)."""
+    had = "product" in np.__dict__
+    if not had:
+        np.product = np.prod
+    try:
+        yield
+    finally:
+        if not had:
+            del np.product
+
+
+def internalise_external_tensors(proto: onnx.ModelProto, data: dict[str, bytes]) -> int:
+    """Move tf2onnx's external tensor storage (``large_model=True``) into the initializers
+    and ``Constant`` nodes that point at it. Returns how many tensors moved."""
+    tensors = list(proto.graph.initializer)
+    tensors += [a.t for n in proto.graph.node for a in n.attribute if a.type == onnx.AttributeProto.TENSOR]
+    moved = 0
+    for tensor in tensors:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next(e.value for e in tensor.external_data if e.key == "location")
+        tensor.raw_data = data.pop(location)
+        del tensor.external_data[:]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+        moved += 1
+    return moved
 
 
 def split_extra_conv_bias(proto: onnx.ModelProto) -> int:

@@ -117,6 +117,21 @@ class OnnxTorchGraph:
         self.steps = [Step(s.fn, s.inputs, s.outputs, {**s.attrs, "_batch_statistics": True})
                       if s.attrs["_op"] == "BatchNormalization" else s for s in self.steps]
 
+    def in_float64(self) -> None:
+        """Compute in float64: float32 initializers and casts to float32 become float64.
+
+        A reference for numerically sensitive models (random deep networks), where float32
+        rounding alone moves the outputs by more than a check's tolerance; callers pass
+        float64 inputs.
+        """
+        for table in (self.parameters, self.constants):
+            for name, value in table.items():
+                if value.dtype == torch.float32:
+                    table[name] = value.double()
+        self.steps = [Step(s.fn, s.inputs, s.outputs, {**s.attrs, "to": onnx.TensorProto.DOUBLE})
+                      if s.attrs["_op"] == "Cast" and s.attrs.get("to") == onnx.TensorProto.FLOAT else s
+                      for s in self.steps]
+
     def declared_batch(self) -> int | None:
         """The fixed leading dimension of the first input, if the model declares one."""
         shape = self.input_shapes.get(self.input_names[0]) if self.input_names else None
