@@ -7,10 +7,13 @@ MobileNetV2), 30 % and 50 % of the MACs are removed, and the pruned model is eva
 as it is — no fine-tuning, no BatchNorm recalibration:
 
 * ``obspa-data``: :func:`spa_core.obspa.prune_obspa` with 256 training images;
-* ``obspa-inversion`` / ``obspa-inversion-bn`` / ``obspa-bn`` / ``obspa-gauss``: data-free
+* ``obspa-inversion-bn`` / ``obspa-inversion`` / ``obspa-bn`` / ``obspa-gauss``: data-free
   OBSPA, inputs optimised until every BatchNorm sees its running statistics (then, for
   ``-bn``, the default, propagated with the BatchNorm statistics frozen from them), Gaussian noise
   propagated with BatchNorm statistics matched, or plain Gaussian noise;
+* ``obspa-independent`` / ``obspa-data-independent``: the default data-free OBSPA / OBSPA with
+  data, each consumer compensated from its dense inputs alone (``compensation="independent"``,
+  the default before stop 17) instead of sequentially on the pruned model's inputs;
 * ``obspa-bn-uniform`` (on request): data-free OBSPA with ``allocation="uniform"`` (the
   default before ``reproductions/obspa_variants.py`` chose ``"global"`` on validation data);
 * ``l1``: spa_core's magnitude criterion with its default uniform (per-group) allocation,
@@ -60,9 +63,10 @@ from spa_core.obspa import prune_obspa
 from spa_core.prepare import prepare
 from spa_core.workflows import PruningSession, Target, solve_ratio
 
-METHODS = ("obspa-data", "obspa-inversion", "obspa-inversion-bn", "obspa-bn", "obspa-gauss", "l1", "tp-magnitude",
-           "tp-hessian")
-DATA_FREE = ("obspa-inversion", "obspa-inversion-bn", "obspa-bn", "obspa-gauss")  # compared on the validation split
+METHODS = ("obspa-data", "obspa-data-independent", "obspa-inversion-bn", "obspa-independent", "obspa-inversion",
+           "obspa-bn", "obspa-gauss", "l1", "tp-magnitude", "tp-hessian")
+# compared on the validation split; the first is the default
+DATA_FREE = ("obspa-inversion-bn", "obspa-independent", "obspa-inversion", "obspa-bn", "obspa-gauss")
 EXTRA_METHODS = ("obspa-bn-uniform",)  # data-free OBSPA, uniform allocation (--methods ... obspa-bn-uniform)
 COLUMNS = ("model", "method", "macs_target", "macs_removed", "accuracy", "relative", "val_accuracy", "seconds")
 
@@ -176,6 +180,11 @@ def prune_all(
     obspa_kw = {"damp": args.damp, "progress": False, "batch_size": 64}
     builders: dict[str, Callable[[float], onnx.ModelProto | nn.Module]] = {
         "obspa-data": lambda t: prune_obspa(base, macs_target=t, calibration={"input": calib}, **obspa_kw),
+        "obspa-data-independent": lambda t: prune_obspa(base, macs_target=t, calibration={"input": calib},
+                                                        compensation="independent", **obspa_kw),
+        "obspa-independent": lambda t: prune_obspa(base, macs_target=t, samples=args.inversion_samples,
+                                                   inversion_steps=args.inversion_steps, compensation="independent",
+                                                   **obspa_kw),
         "obspa-inversion": lambda t: prune_obspa(base, macs_target=t, synth="inversion", samples=args.inversion_samples,
                                                  inversion_steps=args.inversion_steps, **obspa_kw),
         "obspa-inversion-bn": lambda t: prune_obspa(base, macs_target=t, synth="inversion-bn",
@@ -243,7 +252,7 @@ def summary(rows: Sequence[Row], times: dict[str, dict[str, float]]) -> str:
         lines.append("\nData-free synthesis on the validation split (mean accuracy over models and targets): "
                      + ", ".join(f"{m} {v:.4f}" for m, v in val.items()) + f" -> best: {best}.")
     top = max(r["macs_target"] for r in rows)
-    for free in (*DATA_FREE[:3], "obspa-bn-uniform"):
+    for free in (*DATA_FREE[:2], "obspa-bn-uniform"):
         if not any(r["method"] == free for r in pruned):
             continue
         lines.append(f"\nGoal at {top:.0%} MACs removed: data-free OBSPA ({free}) >= 95 % of dense and above every "

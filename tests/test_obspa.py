@@ -197,9 +197,55 @@ def test_compensation_beats_plain_removal_on_the_calibration_data():
     assert err_obs < 0.7 * err_plain
 
 
+def _mlp() -> onnx.ModelProto:
+    """x(64, 6) -> MatMul(10) -> Relu -> MatMul(8) -> Relu -> MatMul(3): two consumers in a chain."""
+    inits = {"w1": RNG.standard_normal((6, 10)).astype(np.float32), "w2": RNG.standard_normal((10, 8)).astype(np.float32),
+             "w3": RNG.standard_normal((8, 3)).astype(np.float32)}
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h1"]), helper.make_node("Relu", ["h1"], ["r1"]),
+             helper.make_node("MatMul", ["r1", "w2"], ["h2"]), helper.make_node("Relu", ["h2"], ["r2"]),
+             helper.make_node("MatMul", ["r2", "w3"], ["y"])]
+    return make_model(nodes, {"x": (64, 6)}, ["y"], inits)
+
+
+def test_sequential_compensation_fits_the_dense_output_from_the_pruned_inputs():
+    """The second consumer is re-fitted on what the pruned, compensated first one produces:
+    its kept weights are the least-squares map from those inputs to the dense output."""
+    model = _mlp()
+    x = RNG.standard_normal((64, 6)).astype(np.float32)
+    result = prune_obspa(model, ratio=0.5, calibration={"x": x}, damp=0.0, allocation="uniform", progress=False)
+    inits = {t.name: onnx.numpy_helper.to_array(t).astype(np.float64) for t in model.graph.initializer}
+    new = {k: v.astype(np.float64) for k, v in result.extras["compensated"].items()}
+    relu = lambda a: np.maximum(a, 0)  # noqa: E731
+    x64 = x.astype(np.float64)
+    r1, r2 = relu(x64 @ inits["w1"]), relu(relu(x64 @ inits["w1"]) @ inits["w2"])
+    kept1 = np.flatnonzero(np.abs(new["w2"]).sum(axis=1) > 0)
+    kept2 = np.flatnonzero(np.abs(new["w3"]).sum(axis=1) > 0)
+    assert len(kept1) == 5 and len(kept2) == 4
+    # first consumer: nothing upstream changed, the plain least-squares (OBS) fit
+    np.testing.assert_allclose(new["w2"][kept1], np.linalg.lstsq(r1[:, kept1], r1 @ inits["w2"], rcond=None)[0], atol=1e-5)
+    # second consumer: fitted on the pruned model's activations, towards the dense output
+    r2_pruned = relu(r1[:, kept1] @ new["w2"][kept1])
+    best = np.linalg.lstsq(r2_pruned[:, kept2], r2 @ inits["w3"], rcond=None)[0]
+    np.testing.assert_allclose(new["w3"][kept2], best, atol=1e-5)
+    independent = prune_obspa(model, ratio=0.5, calibration={"x": x}, damp=0.0, allocation="uniform",
+                              compensation="independent", progress=False)
+    dense = r2 @ inits["w3"]
+    err = {name: np.abs(run_model(r.onnx, {"x": x})["y"] - dense).mean() for name, r in
+           (("sequential", result), ("independent", independent))}
+    assert err["sequential"] < err["independent"]
+
+
+@pytest.mark.parametrize("compensation", ["sequential", "independent"])
+def test_both_compensations_match_the_compensated_model(compensation):
+    result = prune_obspa(_conv_model(), ratio=0.5, synth="bn", samples=8, batch_size=4, progress=False,
+                         allocation="uniform", compensation=compensation)
+    _check_pruned(result, {"w1": (4, 3, 3, 3), "w2": (3, 4, 3, 3), "wf": (4, 3), "m2": (3,)})
+    assert result.plan.options["obspa"]["compensation"] == compensation
+
+
 def test_options_are_checked():
     model = _conv_model()
-    for kwargs in ({"synth": "pink"}, {"allocation": "best"}, {"ratio": 1.2}, {"macs_target": -0.1}, {"damp": -1},
+    for kwargs in ({"synth": "pink"}, {"allocation": "best"}, {"compensation": "fast"}, {"ratio": 1.2}, {"macs_target": -0.1}, {"damp": -1},
                    {"inversion_steps": -1}, {"samples": 0}):
         with pytest.raises(InvalidOptionError):
             prune_obspa(model, **kwargs)

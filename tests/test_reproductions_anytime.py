@@ -56,8 +56,8 @@ def test_before_training_quick(tmp_path: Path) -> None:
 def test_no_finetune_quick(tmp_path: Path) -> None:
     rows = run_quick("no_finetune.py", tmp_path, "nf")
     methods = {r["method"] for r in rows}
-    assert methods == {"dense", "obspa-data", "obspa-inversion", "obspa-inversion-bn", "obspa-bn", "obspa-gauss", "l1",
-                       "tp-magnitude", "tp-hessian"}
+    assert methods == {"dense", "obspa-data", "obspa-data-independent", "obspa-inversion", "obspa-inversion-bn",
+                       "obspa-independent", "obspa-bn", "obspa-gauss", "l1", "tp-magnitude", "tp-hessian"}
     for r in rows:
         if r["method"] != "dense":  # every method reaches (about) the same MACs
             assert abs(float(r["macs_removed"]) - float(r["macs_target"])) < 0.05, r

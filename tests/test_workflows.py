@@ -285,7 +285,7 @@ def test_spa_prune_obspa_data_free_and_with_data(tmp_path):
     from spa_core.cli import main
 
     model, data = _cli_files(tmp_path)
-    for extra in ([], ["--data", str(data)]):
+    for extra in ([], ["--data", str(data)], ["--data", str(data), "--compensation", "independent"]):
         out = tmp_path / f"obspa{len(extra)}.onnx"
         assert main(["prune", str(model), "-o", str(out), "--criterion", "obspa", "--target", "macs=50%",
                      "--samples", "8", "--batch-size", "4", "-q", *extra]) == 0

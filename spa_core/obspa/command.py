@@ -18,7 +18,7 @@ from ..errors import InvalidOptionError
 
 def add_obspa_arguments(parser: argparse.ArgumentParser) -> None:
     """Add OBSPA's own options to ``spa prune``."""
-    from .options import SYNTHESES
+    from .options import COMPENSATIONS, SYNTHESES
 
     g = parser.add_argument_group("OBSPA (--criterion obspa: no fine-tuning, data-free without --data)")
     g.add_argument("--synth", choices=SYNTHESES, default=SYNTHESES[0], help=f"data-free inputs (default {SYNTHESES[0]})")
@@ -26,6 +26,8 @@ def add_obspa_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--damp", type=float, default=0.01, help="Hessian dampening, a multiple of its mean diagonal")
     g.add_argument("--allocation", choices=("global", "uniform"), default="global",
                    help="how many channels each group loses (default global)")
+    g.add_argument("--compensation", choices=COMPENSATIONS, default=COMPENSATIONS[0],
+                   help=f"how the kept weights are re-fitted (default {COMPENSATIONS[0]})")
 
 
 def _macs_target(text: str, model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None) -> float:
@@ -67,7 +69,7 @@ def run_obspa(args: argparse.Namespace, model: onnx.ModelProto, input_shapes: di
         calibration = x
     return prune_obspa(
         model, calibration=calibration, synth=args.synth, samples=args.samples, damp=args.damp,
-        allocation=args.allocation, max_ratio=min(args.max_ratio, 0.9), min_keep=args.min_keep,
+        allocation=args.allocation, compensation=args.compensation, max_ratio=min(args.max_ratio, 0.9), min_keep=args.min_keep,
         round_to=args.round_to, input_shapes=input_shapes, ignore=args.ignore, seed=args.seed,
         batch_size=getattr(args, "batch_size", None) or 64, progress=False if getattr(args, "quiet", False) else None,
         **kwargs,

@@ -9,3 +9,6 @@ DEFAULT_SAMPLES = {"inversion": 128, "inversion-bn": 128, "bn": 256, "gaussian":
 FROZEN_STATISTICS = ("bn", "inversion-bn")
 """Syntheses whose Hessians come from the model with every BatchNorm's running statistics
 replaced by those of the synthetic inputs (:func:`spa_core.obspa.synth.bn_statistics`)."""
+
+COMPENSATIONS = ("sequential", "independent")
+"""How the kept weights are re-fitted (:mod:`spa_core.obspa.sequential`); the first is the default."""

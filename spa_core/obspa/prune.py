@@ -15,6 +15,7 @@ import math
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,8 @@ from .allocate import GroupOrder, allocate
 from .consumers import Consumer, find_consumers
 from .hessian import HessianAccumulator, Runner, batches
 from .obs import ObsLayer, compensate, damped_inverse, greedy_order
-from .options import DEFAULT_SAMPLES, FROZEN_STATISTICS, SYNTHESES
+from .options import COMPENSATIONS, DEFAULT_SAMPLES, FROZEN_STATISTICS, SYNTHESES
+from .sequential import sequential_weights
 from .synth import bn_statistics, gaussian_feeds, inverted_feeds, with_initializers
 
 
@@ -66,12 +68,23 @@ def _feeds(graph: Graph, calibration: Mapping[str, ArrayLike] | ArrayLike | None
     return {k: np.asarray(calibration[k]) for k in graph.input_names}
 
 
-def collect_hessians(
-    model: onnx.ModelProto, analysis: Analysis, consumers: list[Consumer], *,
-    calibration: Mapping[str, ArrayLike] | ArrayLike | None, synth: str, samples: int, batch_size: int,
-    seed: int, progress: bool | None, inversion_steps: int = 150,
-) -> HessianAccumulator:
-    """Hessians of every consumer's input, from ``calibration`` or from synthesised inputs."""
+@dataclass
+class ModelInputs:
+    """What OBSPA propagates: inputs, and the model they run through."""
+
+    run_model: onnx.ModelProto
+    """The model at a static batch size, its BatchNorm statistics frozen from the inputs
+    where the synthesis asks for it."""
+    feeds: dict[str, np.ndarray]
+    batch: int
+    source: str
+
+
+def model_inputs(
+    model: onnx.ModelProto, analysis: Analysis, *, calibration: Mapping[str, ArrayLike] | ArrayLike | None,
+    synth: str, samples: int, batch_size: int, seed: int, progress: bool | None, inversion_steps: int = 150,
+) -> ModelInputs:
+    """The calibration inputs, or ``samples`` inputs synthesised by ``synth``."""
     n = len(next(iter(calibration.values()))) if isinstance(calibration, Mapping) else (
         samples if calibration is None else len(calibration))
     batch = max(1, min(batch_size, n))
@@ -89,10 +102,17 @@ def collect_hessians(
     run_model = graph.model
     if calibration is None and synth in FROZEN_STATISTICS:
         run_model = with_initializers(run_model, bn_statistics(graph, feeds, batch))
+    source = "calibration" if calibration is not None else f"synthetic ({synth})"
+    return ModelInputs(run_model, feeds, batch, source)
+
+
+def collect_hessians(inputs: ModelInputs, consumers: list[Consumer], progress: bool | None) -> HessianAccumulator:
+    """Hessians of every consumer's input on the dense model."""
     acc = HessianAccumulator(consumers)
-    acc.source = "calibration" if calibration is not None else f"synthetic ({synth})"
-    runner = Runner(run_model, acc.activations)
-    for feed in tqdm(list(batches(feeds, batch)), desc="OBSPA inputs", disable=_quiet(progress), leave=False):
+    acc.source = inputs.source
+    runner = Runner(inputs.run_model, acc.activations)
+    chunks = list(batches(inputs.feeds, inputs.batch))
+    for feed in tqdm(chunks, desc="OBSPA inputs", disable=_quiet(progress), leave=False):
         acc.add(runner(feed))
     return acc
 
@@ -218,6 +238,7 @@ def prune_obspa(
     batch_size: int = 64,
     damp: float = 0.01,
     allocation: str = "global",
+    compensation: str = "sequential",
     max_ratio: float = 0.9,
     min_keep: int = 1,
     round_to: int = 1,
@@ -252,11 +273,17 @@ def prune_obspa(
         split (``reproductions/obspa_variants.py``): data-free, at 30 % and 50 % of the MACs,
         it kept 0.91 of dense accuracy on average against 0.76 for uniform (worst case 0.74
         against 0.27), at the price of ordering every group up to ``max_ratio``.
+    :param compensation: ``"sequential"`` (every consumer re-fitted, in graph order, on the
+        inputs of the model pruned so far, towards the dense model's outputs:
+        :mod:`spa_core.obspa.sequential`) or ``"independent"`` (each consumer's OBS update
+        from its dense inputs alone; one model run per batch instead of two per consumer input).
     :param max_ratio: most of a group that may be removed; ``min_keep`` channels always stay.
     :param progress: show progress bars (``None``: only on a terminal).
     """
     if allocation not in ("uniform", "global"):
         raise InvalidOptionError(f"allocation must be 'uniform' or 'global', got {allocation!r}")
+    if compensation not in COMPENSATIONS:
+        raise InvalidOptionError(f"compensation must be one of {', '.join(COMPENSATIONS)}, got {compensation!r}")
     if synth not in SYNTHESES:
         raise InvalidOptionError(f"synth must be one of {', '.join(SYNTHESES)}, got {synth!r}")
     if ratio is None and macs_target is None:
@@ -276,8 +303,9 @@ def prune_obspa(
     consumers = find_consumers(analysis)
     timings["analyse"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    acc = collect_hessians(original, analysis, consumers, calibration=calibration, synth=synth, samples=samples,
-                           batch_size=batch_size, seed=seed, progress=progress, inversion_steps=inversion_steps)
+    inputs = model_inputs(original, analysis, calibration=calibration, synth=synth, samples=samples,
+                          batch_size=batch_size, seed=seed, progress=progress, inversion_steps=inversion_steps)
+    acc = collect_hessians(inputs, consumers, progress)
     timings["hessians"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     depth_of = _depths(analysis, ratio, macs_target, allocation, max_ratio, min_keep, round_to)
@@ -285,7 +313,13 @@ def prune_obspa(
     timings["order"] = time.perf_counter() - t2
     t3 = time.perf_counter()
     kept, info = allocate(orders, analysis, ratio=ratio, macs_target=macs_target, mode=allocation, round_to=round_to)
-    values = compensated_weights(analysis, consumers, acc, kept, damp)
+    if compensation == "sequential":
+        bar = tqdm(total=len(consumers), desc="OBSPA compensate", disable=_quiet(progress), leave=False)
+        values = sequential_weights(inputs.run_model, analysis, consumers, inputs.feeds, kept, damp, inputs.batch,
+                                    on_step=bar.update)
+        bar.close()
+    else:
+        values = compensated_weights(analysis, consumers, acc, kept, damp)
     removed = removed_class_mask(analysis, kept)
     pruned, attributes = apply_removal(analysis, removed)
     _write(pruned, analysis, removed, values)
@@ -297,6 +331,7 @@ def prune_obspa(
         "obspa": {
             "macs_target": macs_target, "data": acc.source,
             "samples": samples if calibration is None else None, "damp": damp, "allocation": allocation,
+            "compensation": compensation,
             "max_ratio": max_ratio, "min_keep": min_keep, "round_to": round_to, "seed": seed,
             "consumers": len(consumers), **info,
         },
