@@ -70,7 +70,8 @@ def _first_line(exc: BaseException) -> str:
 # differ by tens of percent. Calibrated, Keras float32 still differs from Keras float64 by
 # 8e-4 on EfficientNetV2M (ONNX float32 by 2.7e-4), so float32 checks at 1e-4 measure
 # rounding, not pruning: these networks are checked in float64 instead (float64_checks).
-CHAOTIC = {"EfficientNetV2M", "EfficientNetV2L"}
+# EfficientNetV2S with seeded random kernels reaches outputs of 2.6e3 uncalibrated.
+CHAOTIC = {"EfficientNetV2S", "EfficientNetV2M", "EfficientNetV2L"}
 
 
 def _relative(got: Any, expected: Any) -> float:

@@ -128,8 +128,10 @@ class Runner:
         del m.graph.value_info[:]
         self.sess = session(m, threads)
 
-    def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self.names, self.sess.run(self.names, dict(feeds))))
+    def __call__(self, feeds: Mapping[str, np.ndarray], names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """The values ``names`` (default: all requested at construction) on ``feeds``."""
+        names = self.names if names is None else names
+        return dict(zip(names, self.sess.run(names, dict(feeds))))
 
 
 def batches(feeds: Mapping[str, np.ndarray], size: int) -> Iterator[dict[str, np.ndarray]]:

@@ -5,8 +5,10 @@
    :mod:`.hessian`);
 3. per group, channels ordered by greedy block OBS over all its consumers (:mod:`.obs`);
 4. how many channels each group loses: a ratio or a MACs target (:mod:`.allocate`);
-5. surgery by the engine, then every consumer's kept weights replaced by their OBS
-   compensation (and output shifts absorbed by a bias or a following BatchNorm).
+5. surgery by the engine, then every consumer's kept weights replaced by their compensation
+   (and output shifts absorbed by a bias or a following BatchNorm): by default re-fitted in
+   graph order on the inputs of the model pruned so far (:mod:`.sequential`), else each from
+   its dense inputs alone (the OBS update).
 """
 
 from __future__ import annotations

@@ -106,8 +106,8 @@ def sequential_weights(
         sums: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         count = dict.fromkeys(range(len(readers)), 0)
         for feed in chunks:
-            x = runner({**feed, **dense})[activation]
-            x_hat = runner({**feed, **current})[activation]
+            x = runner({**feed, **dense}, [activation])[activation]
+            x_hat = runner({**feed, **current}, [activation])[activation]
             for k, c in enumerate(readers):
                 a, b = _with_ones(columns(c, x)), _with_ones(columns(c, x_hat))
                 cross, gram = a.T @ b, b.T @ b
