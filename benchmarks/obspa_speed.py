@@ -65,7 +65,8 @@ def worker(args: list[str]) -> None:
         seconds = time.perf_counter() - t0
     print(json.dumps({"seconds": seconds, "peak_mib": mem.mib, "nodes": len(proto.graph.node),
                       "params": result.report.params_before, "macs": result.report.macs_before,
-                      "macs_cut": result.report.macs_reduction, "groups": len(result.analysis.groups)}))
+                      "macs_cut": result.report.macs_reduction, "groups": len(result.analysis.groups),
+                      "timings": getattr(result.report, "timings", None) or {}}))
 
 
 def main() -> None:
@@ -93,13 +94,16 @@ def main() -> None:
               file=sys.stderr)
     lines = [f"OBSPA (data-free, synthesised inputs) vs l1, ratio {args.ratio} of every group, validation off "
              "(seconds, MiB)", "",
-             "| model | params | MACs | groups | samples | OBSPA s | OBSPA peak MiB | l1 s | OBSPA / l1 time |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| model | params | MACs | groups | samples | OBSPA s | inputs / order / compensate s | OBSPA peak MiB "
+             "| l1 s | OBSPA / l1 time |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         o, s = r["obspa"], r["l1"]
         ratio = f"{o['seconds'] / s['seconds']:.1f}x" if "seconds" in o and "seconds" in s else "-"
+        t = o.get("timings", {})
+        split = " / ".join(f"{t[k]:.0f}" for k in ("hessians", "order", "compensate") if k in t) or "-"
         lines.append(f"| {r['model']} | {o.get('params', s.get('params', 0)):,} | {o.get('macs', s.get('macs', 0)):,} | "
-                     f"{o.get('groups', '-')} | {r['samples']} | {o.get('seconds', o.get('error', '-')):.4} | "
+                     f"{o.get('groups', '-')} | {r['samples']} | {o.get('seconds', o.get('error', '-')):.4} | {split} | "
                      f"{o.get('peak_mib', 0):.0f} | {s.get('seconds', 0):.2f} | {ratio} |")
     text = "\n".join(lines)
     print(text)

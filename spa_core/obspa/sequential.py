@@ -110,7 +110,7 @@ def sequential_weights(
             x_hat = runner({**feed, **current}, [activation])[activation]
             for k, c in enumerate(readers):
                 a, b = _with_ones(columns(c, x)), _with_ones(columns(c, x_hat))
-                cross, gram = a.T @ b, b.T @ b
+                cross, gram = (a.T @ b).astype(np.float64), (b.T @ b).astype(np.float64)  # sgemm, summed in float64
                 prev = sums.get(k)
                 sums[k] = (cross, gram) if prev is None else (prev[0] + cross, prev[1] + gram)
                 count[k] += len(a)
@@ -138,5 +138,5 @@ def sequential_weights(
 
 
 def _with_ones(cols: np.ndarray) -> np.ndarray:
-    cols = cols.astype(np.float64, copy=False)
-    return np.concatenate([cols, np.ones((len(cols), 1))], axis=1)
+    cols = cols.astype(np.float32, copy=False)
+    return np.concatenate([cols, np.ones((len(cols), 1), dtype=np.float32)], axis=1)
