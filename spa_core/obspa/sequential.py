@@ -17,8 +17,8 @@ carrier, so that mean shifts are absorbed). When no earlier layer changed (``x̂
 this is the OBS compensation of :func:`spa_core.obspa.obs.compensate` up to the ridge
 term. Consumers with nothing removed are re-fitted as well: their inputs changed.
 
-Cost: two runs of the model per batch and per distinct consumer input (dense and current),
-on one onnxruntime session whose consumer weights are graph inputs.
+Cost: two runs of the model per batch and per distinct consumer input: the dense model, and
+the current one (an onnxruntime session whose consumer weights are graph inputs).
 """
 
 from __future__ import annotations
@@ -94,10 +94,11 @@ def sequential_weights(
     original = analysis.graph.initializers
     names = list(dict.fromkeys([c.weight for c in consumers] + [c.bias[0] for c in consumers if c.bias]))
     run_values = {t.name: numpy_helper.to_array(t) for t in run_model.graph.initializer if t.name in set(names)}
-    dense = {n: run_values[n] for n in names}
     current = {n: run_values[n].copy() for n in names}
     out: dict[str, np.ndarray] = {}
-    runner = Runner(weights_as_inputs(run_model, names), sorted({c.activation for c in consumers}))
+    activations = sorted({c.activation for c in consumers})
+    dense_runner = Runner(run_model, activations)  # constant weights: onnxruntime pre-packs and fuses them
+    runner = Runner(weights_as_inputs(run_model, names), activations)
     by_activation: dict[str, list[Consumer]] = {}
     for c in consumers:  # graph order: every consumer's upstream consumers come first
         by_activation.setdefault(c.activation, []).append(c)
@@ -106,7 +107,7 @@ def sequential_weights(
         sums: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         count = dict.fromkeys(range(len(readers)), 0)
         for feed in chunks:
-            x = runner({**feed, **dense}, [activation])[activation]
+            x = dense_runner(feed, [activation])[activation]
             x_hat = runner({**feed, **current}, [activation])[activation]
             for k, c in enumerate(readers):
                 a, b = _with_ones(columns(c, x)), _with_ones(columns(c, x_hat))
@@ -116,7 +117,7 @@ def sequential_weights(
                 count[k] += len(a)
         for k, c in enumerate(readers):
             cross, gram = (s / max(count[k], 1) for s in sums[k])
-            m = c.matrix(dense[c.weight]).astype(np.float64)
+            m = c.matrix(run_values[c.weight]).astype(np.float64)
             keep = np.setdiff1d(np.arange(c.d), _removed_columns(c, kept))
             if c.bias is not None:
                 m = np.concatenate([m, np.zeros((len(m), 1))], axis=1)
