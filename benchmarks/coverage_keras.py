@@ -9,8 +9,9 @@ size, its BatchNormalization statistics randomised (so a wrong binding shows), p
 * keras==onnx: the rebuilt Keras model computes what the pruned ONNX computes (1e-4);
 * the MACs reduction and the time taken.
 
-Two random networks (``CHAOTIC``) amplify float32 rounding beyond 1e-4 in Keras itself;
-they are checked in float64 (``float64_checks``), their rows say so.
+Three random networks (``CHAOTIC``) amplify float32 rounding beyond 1e-4 in Keras itself;
+they are checked in float64 (``float64_checks``), their rows say so: the oracle and
+Keras == ONNX at 1e-4, the export within what float32 rounding of its weights causes.
 
 Every architecture runs in its own subprocess (TensorFlow graphs pile up otherwise, and a
 crash or a time-out then costs one row, not the table)::
@@ -112,10 +113,27 @@ def _keras_float64(model: Any) -> Any:
     return copy
 
 
-def float64_checks(model: Any, res: Any, x: Any) -> dict[str, float]:
-    """The three checks in float64, on ``x`` (from the calibration range):
+def _weight_rounding_effect(model64: Any, x64: Any, seed: int = 0) -> float:
+    """How far the float64 model moves when every weight gets a float32 rounding error
+    (relative, uniform in +-2^-24): the error that the export's float32 weights alone cause
+    (tf2onnx folds each BatchNorm into its kernel and rounds the product to float32)."""
+    import numpy as np
 
-    * export: the original ONNX against the original Keras model;
+    rng = np.random.default_rng(seed)
+    exact = model64(x64, training=False)
+    weights = model64.get_weights()
+    model64.set_weights([w * (1 + rng.uniform(-2.0**-24, 2.0**-24, w.shape)) if w.dtype == np.float64 else w
+                         for w in weights])
+    moved = _relative(model64(x64, training=False), exact)
+    model64.set_weights(weights)
+    return moved
+
+
+def float64_checks(model: Any, res: Any, x: Any) -> dict[str, float]:
+    """The checks in float64, on ``x`` (from the calibration range):
+
+    * export: the original ONNX against the original Keras model, and ``rounding``: what
+      float32 rounding of the weights alone moves the Keras model by (the export's bound);
     * oracle: the pruned ONNX against the original with the removed channels zeroed;
     * keras_onnx: the pruned Keras model against the pruned ONNX.
     """
@@ -125,8 +143,10 @@ def float64_checks(model: Any, res: Any, x: Any) -> dict[str, float]:
 
     x64 = np.asarray(x, dtype=np.float64)
     pruned = _onnx_float64(res.onnx, x)
+    original64 = _keras_float64(model)
     return {
-        "export": _relative(_onnx_float64(res.analysis.graph.model, x), _keras_float64(model)(x64, training=False)),
+        "export": _relative(_onnx_float64(res.analysis.graph.model, x), original64(x64, training=False)),
+        "rounding": _weight_rounding_effect(original64, x64),
         "oracle": _relative(pruned, _onnx_float64(zeroed_reference(res.analysis, res.removed), x)),
         "keras_onnx": _relative(_keras_float64(res.model)(x64, training=False), pruned),
     }
@@ -170,11 +190,16 @@ def run_one(name: str, ratio: float) -> dict[str, Any]:
         row["params_after"] = int(res.model.count_params())
         if chaotic:
             checks = float64_checks(model, res, x)
-            row.update(precision="float64", export_error=checks["export"], oracle_error=checks["oracle"])
-            row["note"] += f"; checked in float64 (export {checks['export']:.1e}, oracle {checks['oracle']:.1e})"
-            row["oracle"] = checks["oracle"] <= 1e-4 and checks["export"] <= 1e-4
+            # the export may differ by what its float32 weights cause (x4: one random draw), no more
+            export_bound = max(1e-4, 4 * checks["rounding"])
+            row.update(precision="float64", export_error=checks["export"], rounding_effect=checks["rounding"],
+                       oracle_error=checks["oracle"])
+            row["note"] += (f"; checked in float64 (export {checks['export']:.1e}, float32 weight rounding alone "
+                            f"{checks['rounding']:.1e}; oracle {checks['oracle']:.1e})")
+            row["oracle"] = checks["oracle"] <= 1e-4 and checks["export"] <= export_bound
             if not row["oracle"]:
-                row["oracle_error_text"] = f"float64 export {checks['export']:.3g} / oracle {checks['oracle']:.3g} > 1e-4"
+                row["oracle_error_text"] = (f"float64 export {checks['export']:.3g} > {export_bound:.3g} or "
+                                            f"oracle {checks['oracle']:.3g} > 1e-4")
             err = checks["keras_onnx"]
         else:
             try:
