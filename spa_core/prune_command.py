@@ -73,7 +73,7 @@ def run_prune(args: argparse.Namespace) -> int:
                 result = run_obspa(args, model, shapes)
         elif workflow:
             example = options.get("example_inputs")
-            export = None if framework == "onnx" else {"input_shapes": options["input_shapes"], **options}
+            export = None if framework == "onnx" else dict(options)
             with run.step("prune"):
                 result = run_workflow(args, model, framework=framework, example_inputs=example,
                                       input_shapes=shapes, export_options=export)
@@ -92,8 +92,7 @@ def run_prune(args: argparse.Namespace) -> int:
             kwargs.update(workflow_kwargs(args))
             example = options.get("example_inputs")
             with run.step("export + prune"):
-                export = {"input_shapes": options["input_shapes"], **options}
-                result = prune(model, example, framework=framework, export_options=export, **kwargs)
+                result = prune(model, example, framework=framework, export_options=dict(options), **kwargs)
         report_html = None
         if args.report:  # rendered before anything is written: a failure leaves no output
             from .html_report import render_report

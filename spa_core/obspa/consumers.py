@@ -76,6 +76,15 @@ class Consumer:
             return weight
         return weight.T
 
+    def removed_columns(self, kept: dict[int, np.ndarray]) -> np.ndarray:
+        """Input columns that go when every group keeps the root channels ``kept[gid]``."""
+        gone = []
+        for gid, cols in self.blocks.items():
+            mask = np.ones(len(cols), dtype=bool)
+            mask[kept[gid]] = False
+            gone.append(cols[mask].ravel())
+        return np.concatenate(gone) if gone else np.zeros(0, dtype=np.int64)
+
     def put(self, weight: np.ndarray, matrix: np.ndarray) -> None:
         """Write ``matrix`` (as from :meth:`matrix`) back into ``weight`` in place."""
         if self.op == "Conv":

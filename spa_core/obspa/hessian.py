@@ -72,6 +72,12 @@ def columns(consumer: Consumer, activation: np.ndarray) -> np.ndarray:
     return activation.reshape(-1, activation.shape[-1])
 
 
+def with_ones(cols: np.ndarray) -> np.ndarray:
+    """``cols`` (float32) with a constant column of ones appended (the bias direction)."""
+    cols = cols.astype(np.float32, copy=False)
+    return np.concatenate([cols, np.ones((len(cols), 1), dtype=np.float32)], axis=1)
+
+
 def hessian_key(consumer: Consumer) -> tuple:
     conv = consumer.conv or {}
     geometry = tuple((k, str(v)) for k, v in sorted(conv.items()))
@@ -99,8 +105,7 @@ class HessianAccumulator:
 
     def add(self, values: Mapping[str, np.ndarray]) -> None:
         for key, c in self.first.items():
-            cols = columns(c, values[c.activation]).astype(np.float32, copy=False)
-            cols = np.concatenate([cols, np.ones((len(cols), 1), dtype=np.float32)], axis=1)
+            cols = with_ones(columns(c, values[c.activation]))
             gram = (cols.T @ cols).astype(np.float64)
             if key in self.sums:
                 self.sums[key] += gram

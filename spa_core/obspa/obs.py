@@ -26,19 +26,28 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.linalg.blas import dgemm
 
 
-def damped_inverse(h: np.ndarray, damp: float) -> np.ndarray:
-    """``(H + λI)⁻¹`` with ``λ = damp · mean(diag H)`` (dampening keeps it well conditioned)."""
-    lam = damp * float(np.mean(np.diag(h)))
+def damped_cholesky(h: np.ndarray, damp: float) -> tuple[tuple | None, float]:
+    """The Cholesky factor of ``H + λI`` and ``λ``, from ``λ = damp · mean(diag H)``
+    (dampening keeps it well conditioned), raised tenfold up to five times while the
+    factorisation fails; ``(None, λ)`` when it never succeeds."""
+    lam = damp * float(np.mean(np.diag(h))) if len(h) else 0.0
     lam = lam if lam > 0 else 1e-8
-    a = h + lam * np.eye(len(h))
     for _ in range(6):
         try:
-            inv = cho_solve(cho_factor(a), np.eye(len(a)))
-            return (inv + inv.T) / 2
+            return cho_factor(h + lam * np.eye(len(h))), lam
         except np.linalg.LinAlgError:
             lam *= 10
-            a = h + lam * np.eye(len(h))
-    return np.linalg.pinv(h)
+    return None, lam
+
+
+def damped_inverse(h: np.ndarray, damp: float) -> np.ndarray:
+    """``(H + λI)⁻¹`` with ``λ`` from :func:`damped_cholesky` (the pseudo-inverse of ``H``
+    when no dampening makes it positive definite)."""
+    factor, _ = damped_cholesky(h, damp)
+    if factor is None:
+        return np.linalg.pinv(h)
+    inv = cho_solve(factor, np.eye(len(h)))
+    return (inv + inv.T) / 2
 
 
 def block_errors(w: np.ndarray, hinv: np.ndarray, blocks: np.ndarray, row_scale: np.ndarray | None = None) -> np.ndarray:

@@ -172,12 +172,7 @@ def compensated_weights(
     inits = analysis.graph.initializers
     out: dict[str, np.ndarray] = {}
     for i, c in enumerate(consumers):
-        removed_cols = []
-        for gid, cols in c.blocks.items():
-            gone = np.ones(len(cols), dtype=bool)
-            gone[kept[gid]] = False
-            removed_cols.append(cols[gone].ravel())
-        q = np.concatenate(removed_cols) if removed_cols else np.zeros(0, dtype=np.int64)
+        q = c.removed_columns(kept)
         if q.size == 0:
             continue
         weight = out.setdefault(c.weight, inits[c.weight].copy())

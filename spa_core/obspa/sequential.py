@@ -28,11 +28,12 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg import cho_solve
 
 from ..analysis import Analysis
 from .consumers import Consumer
-from .hessian import Runner, batches, columns
+from .hessian import Runner, batches, columns, with_ones
+from .obs import damped_cholesky
 
 
 def weights_as_inputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
@@ -54,31 +55,12 @@ def _ridge_fit(w: np.ndarray, cross: np.ndarray, gram: np.ndarray, keep: np.ndar
     """``Ŵ`` (zeros outside ``keep``) minimising ``‖W x − Ŵ x̂‖² + λ‖Ŵ_K − W_K‖²`` from
     ``cross = E[x x̂ᵀ]`` and ``gram = E[x̂ x̂ᵀ]``."""
     g = gram[np.ix_(keep, keep)]
-    lam = damp * float(np.mean(np.diag(g))) if len(keep) else 0.0
-    lam = lam if lam > 0 else 1e-8
+    factor, lam = damped_cholesky(g, damp)
     rhs = w @ cross[:, keep] + lam * w[:, keep]
-    a = g + lam * np.eye(len(keep))
-    for _ in range(6):
-        try:
-            fitted = cho_solve(cho_factor(a), rhs.T).T
-            break
-        except np.linalg.LinAlgError:
-            lam *= 10
-            a = g + lam * np.eye(len(keep))
-    else:
-        fitted = rhs @ np.linalg.pinv(a)
+    fitted = cho_solve(factor, rhs.T).T if factor is not None else rhs @ np.linalg.pinv(g + lam * np.eye(len(keep)))
     out = np.zeros_like(w)
     out[:, keep] = fitted
     return out
-
-
-def _removed_columns(c: Consumer, kept: Mapping[int, np.ndarray]) -> np.ndarray:
-    gone = []
-    for gid, cols in c.blocks.items():
-        mask = np.ones(len(cols), dtype=bool)
-        mask[kept[gid]] = False
-        gone.append(cols[mask].ravel())
-    return np.concatenate(gone) if gone else np.zeros(0, dtype=np.int64)
 
 
 def sequential_weights(
@@ -93,7 +75,8 @@ def sequential_weights(
     """
     original = analysis.graph.initializers
     names = list(dict.fromkeys([c.weight for c in consumers] + [c.bias[0] for c in consumers if c.bias]))
-    run_values = {t.name: numpy_helper.to_array(t) for t in run_model.graph.initializer if t.name in set(names)}
+    wanted = set(names)
+    run_values = {t.name: numpy_helper.to_array(t) for t in run_model.graph.initializer if t.name in wanted}
     current = {n: run_values[n].copy() for n in names}
     out: dict[str, np.ndarray] = {}
     activations = sorted({c.activation for c in consumers})
@@ -110,7 +93,7 @@ def sequential_weights(
             x = dense_runner(feed, [activation])[activation]
             x_hat = runner({**feed, **current}, [activation])[activation]
             for k, c in enumerate(readers):
-                a, b = _with_ones(columns(c, x)), _with_ones(columns(c, x_hat))
+                a, b = with_ones(columns(c, x)), with_ones(columns(c, x_hat))
                 cross, gram = (a.T @ b).astype(np.float64), (b.T @ b).astype(np.float64)  # sgemm, summed in float64
                 prev = sums.get(k)
                 sums[k] = (cross, gram) if prev is None else (prev[0] + cross, prev[1] + gram)
@@ -118,7 +101,7 @@ def sequential_weights(
         for k, c in enumerate(readers):
             cross, gram = (s / max(count[k], 1) for s in sums[k])
             m = c.matrix(run_values[c.weight]).astype(np.float64)
-            keep = np.setdiff1d(np.arange(c.d), _removed_columns(c, kept))
+            keep = np.setdiff1d(np.arange(c.d), c.removed_columns(kept))
             if c.bias is not None:
                 m = np.concatenate([m, np.zeros((len(m), 1))], axis=1)
                 keep = np.append(keep, c.d)
@@ -137,7 +120,3 @@ def sequential_weights(
             on_step(len(readers))
     return out
 
-
-def _with_ones(cols: np.ndarray) -> np.ndarray:
-    cols = cols.astype(np.float32, copy=False)
-    return np.concatenate([cols, np.ones((len(cols), 1), dtype=np.float32)], axis=1)
