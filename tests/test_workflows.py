@@ -285,11 +285,23 @@ def test_spa_prune_obspa_data_free_and_with_data(tmp_path):
     from spa_core.cli import main
 
     model, data = _cli_files(tmp_path)
-    for extra in ([], ["--data", str(data)], ["--data", str(data), "--compensation", "independent"]):
+    import onnx
+
+    from spa_core.obspa import prune_obspa
+    from spa_core.oracle import compare_outputs
+
+    x = np.load(data)["x"]
+    feeds = {onnx.load(model).graph.input[0].name: RNG.standard_normal((1, 1, 12, 12)).astype(np.float32)}
+    for extra, compensation in (([], "sequential"), (["--data", str(data)], "sequential"),
+                                (["--data", str(data), "--compensation", "independent"], "independent")):
         out = tmp_path / f"obspa{len(extra)}.onnx"
         assert main(["prune", str(model), "-o", str(out), "--criterion", "obspa", "--target", "macs=50%",
                      "--samples", "8", "--batch-size", "4", "-q", *extra]) == 0
         assert _counts(out)[1] <= 0.5 * _counts(model)[1]
+        # the written model is what the Python API computes with the same options
+        expected = prune_obspa(str(model), macs_target=0.5, calibration=x if extra else None, samples=8,
+                               batch_size=4, compensation=compensation, progress=False)
+        assert compare_outputs(expected.onnx, onnx.load(out), feeds) < 1e-6
 
 
 def test_spa_prune_obspa_refuses_what_it_cannot_do(tmp_path, capsys):
