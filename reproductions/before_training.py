@@ -100,6 +100,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[Row]:
                     copy.deepcopy(init), example, data=calib, criterion=criterion,
                     target=f"{args.budget}={1.0 - sparsity:.4f}", batches=args.calib_batches,
                     global_ranking=allocation == "global", seed=seed, normalize=args.normalize,
+                    reduce=args.reduce, steps=args.steps,
                 )
                 model = result.model
                 train(model, xtr, ytr, args.epochs, seed=seed)
@@ -207,7 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--budget", choices=("params", "macs"), default="params",
                    help="what the sparsity removes: parameters (as SNIP/GraSP report it) or MACs")
-    p.add_argument("--normalize", choices=("mean", "max", "sum", "none"), default="mean",
+    p.add_argument("--steps", type=int, default=1,
+                   help="prune in this many steps, re-scoring the pruned network before each (iterative SNIP)")
+    p.add_argument("--reduce", choices=("mean", "sum", "max"), default="mean",
+                   help="how a channel's scores in the group's members are combined")
+    p.add_argument("--normalize", choices=("mean", "max", "sum", "none", "params"), default="mean",
                    help="per-group score normalisation before global ranking ('none': raw scores compete "
                         "across layers, as in unstructured SNIP)")
     p.add_argument("--threads", type=int, default=1)

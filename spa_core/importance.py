@@ -4,7 +4,15 @@ For each member ``(initializer, axis)`` of a group, the criterion scores every i
 along the axis; indices that belong to one root channel are summed (a flattened
 channel spans k indices of the next Gemm). The member vectors are then reduced
 (``sum``/``mean``/``max``) and the result normalised so that groups can be ranked
-together (``mean``: divide by the mean; ``max``; ``sum``; ``none``).
+together (``mean``: divide by the mean; ``max``; ``sum``; ``none``; ``params``: divide
+each channel's score by the number of parameters removing it removes).
+
+``params`` makes global ranking cost-aware: a channel is ranked by its importance per
+parameter, as a knapsack under a parameter budget is solved greedily (HALP, Shen et
+al., *Structural Pruning via Latency-Saliency Knapsack*, NeurIPS 2022), and as
+unstructured SNIP/GraSP rank single weights. With ``reduce="sum"`` the score is the
+mean per-parameter importance of everything the channel carries, so a wide layer's
+channel no longer outranks a narrow layer's just because it holds more weights.
 """
 
 from __future__ import annotations
@@ -20,12 +28,33 @@ REDUCTIONS = {
     "mean": lambda m: m.mean(axis=0),
     "max": lambda m: m.max(axis=0),
 }
+# normalisation -> f(reduced scores, parameters per root channel)
 NORMALISATIONS = {
-    "mean": lambda s: s / s.mean() if s.mean() > 0 else s,
-    "max": lambda s: s / s.max() if s.max() > 0 else s,
-    "sum": lambda s: s / s.sum() if s.sum() > 0 else s,
-    "none": lambda s: s,
+    "mean": lambda s, n: s / s.mean() if s.mean() > 0 else s,
+    "max": lambda s, n: s / s.max() if s.max() > 0 else s,
+    "sum": lambda s, n: s / s.sum() if s.sum() > 0 else s,
+    "none": lambda s, n: s,
+    "params": lambda s, n: s / np.maximum(n, 1.0),
 }
+
+
+def channel_parameters(analysis: Analysis, group: ChannelGroup) -> np.ndarray:
+    """How many parameters removing each root channel of ``group`` removes (running
+    statistics are buffers, not parameters, and are not counted)."""
+    order = np.argsort(group.classes)
+    sorted_classes = group.classes[order]
+    counts = np.zeros(group.size)
+    for dim in group.members:
+        name, axis = dim
+        if name in analysis.statistics or not analysis.graph.is_parameter(name):
+            continue
+        shape = analysis.graph.shapes[name]
+        per_index = float(np.prod(shape)) / max(int(shape[axis]), 1)
+        labels = analysis.dim_labels(dim)
+        pos = np.clip(np.searchsorted(sorted_classes, labels), 0, len(sorted_classes) - 1)
+        inside = sorted_classes[pos] == labels
+        counts += np.bincount(order[pos[inside]], minlength=group.size) * per_index
+    return counts
 
 
 def group_member_scores(
@@ -74,5 +103,6 @@ def score_groups(
     scores = {}
     for group in analysis.groups:
         members = group_member_scores(analysis, group, criterion, ctx, cache)
-        scores[group.id] = NORMALISATIONS[normalize](REDUCTIONS[reduce](members))
+        size = channel_parameters(analysis, group) if normalize == "params" else None
+        scores[group.id] = NORMALISATIONS[normalize](REDUCTIONS[reduce](members), size)
     return scores

@@ -134,6 +134,13 @@ def test_tiny_torch_network_scores_by_hand(criterion: str):
     assert result.model.fc1.out_features == 2
 
 
+def test_params_normalisation_divides_by_the_parameters_each_channel_carries():
+    # a channel of fc1 carries its 2 weights, its bias and its fc2 weight: 4 parameters
+    result = spa_core.prune(Tiny(), torch.from_numpy(X), ratio=0.34, criterion="snip", data=DATA, loss="mse",
+                            reduce="sum", normalize="params")
+    np.testing.assert_allclose(group_scores(result), [40.0 / 4, 80.0 / 4, 0.0], atol=1e-4)
+
+
 def tiny_onnx() -> onnx.ModelProto:
     from onnx_builders import make_model
 

@@ -53,6 +53,39 @@ def test_before_training_quick(tmp_path: Path) -> None:
             assert float(r["params_kept"]) <= 1.0 - float(r["sparsity"]) + 1e-6, r
 
 
+def test_init_allocation_quick(tmp_path: Path) -> None:
+    rows = run_quick("init_allocation.py", tmp_path, "ia")
+    assert [r["profile"] for r in rows] == ["uniform (random pruning)", "early x2"]
+    assert {r["widths"] for r in rows} == {"5-5-9-19", "8-8-8-16"}
+    for r in rows:  # the same parameter budget: 90 % removed, each profile as wide as fits
+        assert 0.09 <= float(r["params_kept"]) <= 0.1, r
+
+
+def test_init_allocation_cut_equals_the_initial_network_with_the_rest_zeroed() -> None:
+    import numpy as np
+    import torch
+
+    from reproductions.before_training import cnn
+    from reproductions.init_allocation import count_macs, count_params, cut
+
+    torch.manual_seed(0)
+    dense = cnn(16).eval()
+    small, kept = cut(dense, [5, 3, 9, 20], np.random.default_rng(1))
+    assert sum(p.numel() for p in small.parameters()) == count_params([5, 3, 9, 20])
+    assert count_macs([16, 16, 32, 64]) > count_macs([5, 3, 9, 20])
+    zeroed = cnn(16).eval()
+    zeroed.load_state_dict(dense.state_dict())
+    convs = [m for m in zeroed if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        for conv, keep in zip(convs, kept, strict=True):
+            gone = torch.ones(conv.out_channels, dtype=torch.bool)
+            gone[keep] = False
+            conv.weight[gone] = 0.0  # at initialisation a BatchNorm's shift is 0: the channel is then 0
+        x = torch.rand(4, 1, 28, 28)
+        torch.testing.assert_close(small.eval()(x), zeroed(x), rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(small(x), dense(x), atol=1e-3)
+
+
 def test_no_finetune_quick(tmp_path: Path) -> None:
     rows = run_quick("no_finetune.py", tmp_path, "nf")
     methods = {r["method"] for r in rows}

@@ -123,6 +123,31 @@ def test_prune_at_init_returns_a_smaller_untrained_model(criterion: str):
         assert result.model(X).shape == (1, 10)
 
 
+def test_prune_at_init_in_steps_rescoring_the_pruned_network():
+    model = small_cnn()
+    one_shot = prune_at_init(small_cnn(), X, data=DATA, criterion="snip", target="params=40%", batches=2)
+    stepped = prune_at_init(model, X, data=DATA, criterion="snip", target="params=40%", batches=2, steps=3)
+    report = stepped.report
+    assert report.params_before == one_shot.report.params_before  # the report compares with the original
+    assert report.params_after <= 0.4 * report.params_before
+    assert report.params_after >= 0.3 * report.params_before
+    with torch.no_grad():
+        assert stepped.model(X).shape == (1, 10)
+    with pytest.raises(InvalidOptionError, match="steps"):
+        prune_at_init(small_cnn(), X, data=DATA, criterion="snip", target=0.5, steps=0)
+
+
+def test_materialised_calibration_keeps_batch_statistics_and_the_batch_limit():
+    from dataclasses import replace
+
+    from spa_core.gradients.calibration import as_calibration
+    from spa_core.workflows.session import materialise
+
+    cal = replace(as_calibration(DATA, "cross_entropy"), max_batches=2, batch_statistics=True)
+    kept = materialise(cal, None)
+    assert kept.batch_statistics and len(kept.batches()) == 2 and kept.loss == "cross_entropy"
+
+
 def test_prune_at_init_reads_only_the_first_batches():
     seen = []
 

@@ -48,6 +48,10 @@ DEFAULT_OPSET = 17
 PROBE_SEED = 20240917
 LARGE_MODEL_BYTES = 1 << 29
 """Weights above this size are converted by tf2onnx's large-model path (see :func:`_tf2onnx`)."""
+COLLECT_GARBAGE_BYTES = 1 << 26
+"""Weights above this size have tf2onnx's dead copies collected after every optimiser pass
+(see :func:`~spa_keras.tf_ops.lean_conversion`); below it the collections cost more time
+than the copies cost memory."""
 
 
 def export(model: Any, example_inputs: Any, options: Mapping[str, Any]) -> ExportedModel:
@@ -57,10 +61,12 @@ def export(model: Any, example_inputs: Any, options: Mapping[str, Any]) -> Expor
     opset = int(options.get("opset", DEFAULT_OPSET))
     real = read_weights(model)
     probe = _probe_values(real)
+    weight_bytes = sum(v.nbytes for v in real.values())
     large = options.get("large_model")
     if large is None:
-        large = sum(v.nbytes for v in real.values()) > LARGE_MODEL_BYTES
-    with _weights_set_to(model, probe, real), plain_convolutions(), lean_conversion():
+        large = weight_bytes > LARGE_MODEL_BYTES
+    lean = lean_conversion(collect_garbage=weight_bytes > COLLECT_GARBAGE_BYTES)
+    with _weights_set_to(model, probe, real), plain_convolutions(), lean:
         proto = _tf2onnx(model, shapes, opset, large_model=bool(large))
     lws = layer_weights(model)
     builders = term_builders()

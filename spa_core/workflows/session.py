@@ -10,7 +10,7 @@ pruned ONNX and native model exactly as :func:`spa_core.prune` would.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -47,7 +47,7 @@ def materialise(data: Any, loss: Any) -> Calibration | None:
     if data is None:
         return None
     cal = as_calibration(data, loss)
-    return Calibration(cal.batches(), cal.loss, None, cal.hessian_samples)
+    return replace(cal, data=cal.batches(), max_batches=None)
 
 
 @dataclass
