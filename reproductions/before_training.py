@@ -59,12 +59,15 @@ COLUMNS = ("allocation", "criterion", "sparsity", "seeds", "params_kept", "macs_
            "per_seed", "seconds")
 
 
-def cnn(width: int = 16, classes: int = 10) -> nn.Sequential:
+def cnn(width: int = 16, classes: int = 10, batchnorm: bool = True) -> nn.Sequential:
     """A VGG-like CNN for 28x28 inputs: a stride-2 stem, 3 more conv-BN-ReLU layers, 2 max-pools,
-    global pooling and a linear head (about 0.5 M MACs at width 16: cheap enough for 2 shared cores)."""
+    global pooling and a linear head (about 0.5 M MACs at width 16: cheap enough for 2 shared cores).
+    Without ``batchnorm`` the convolutions have biases instead (conv-ReLU, as in LeNet)."""
     w = [width, width, 2 * width, 4 * width]
 
     def block(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+        if not batchnorm:
+            return [nn.Conv2d(cin, cout, 3, stride, padding=1), nn.ReLU()]
         return [nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
     return nn.Sequential(
@@ -82,7 +85,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[Row]:
     calib = list(batches(xtr, ytr, args.calib_batch, shuffle=True, seed=seed))[: args.calib_batches]
     example = xtr[:1]
     torch.manual_seed(seed)
-    init = cnn(args.width)
+    init = cnn(args.width, batchnorm=not args.no_batchnorm)
     rows: list[Row] = []
 
     t0 = time.perf_counter()
@@ -198,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a smoke run: small data, 1 epoch, 90%% only, < 2 minutes")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--width", type=int, default=16)
+    p.add_argument("--no-batchnorm", action="store_true", help="the CNN without BatchNorms (conv-ReLU with biases)")
     p.add_argument("--train-limit", type=int, default=20000)
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument("--calib-batches", type=int, default=8)
@@ -233,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = aggregate(runs)
         done = sorted({r["seed"] for r in runs})
         notes = (
-            f"Fashion-MNIST CNN (width {args.width}), pruned at initialisation by spa_core.workflows.prune_at_init "
+            f"Fashion-MNIST CNN (width {args.width}{', no BatchNorm' if args.no_batchnorm else ''}), pruned at initialisation by spa_core.workflows.prune_at_init "
             f"({' and '.join(args.allocation)} allocation, {args.budget} budget, scores normalised by "
             f"'{args.normalize}', {args.calib_batches} calibration "
             f"batches of {args.calib_batch}, BatchNorms on batch statistics while scoring), then trained {args.epochs} epoch(s) on {n_train} images (Adam, "

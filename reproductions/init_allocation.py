@@ -197,8 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if best is not None:
         notes += (f"\n\n* best profile: {best['profile']} ({best['widths']}), {best['vs_uniform']:+.2f} points over "
-                  f"uniform (better in {best['wins']} seeds). No criterion that only chooses widths can gain more "
-                  "than the best width profile does.")
+                  f"uniform (better in {best['wins']} seeds). A criterion that only chooses widths gains what its "
+                  "width profile gains; none of these profiles gains more than that.")
     write_results(args.name or ("init_allocation_quick" if args.quick else "init_allocation"), rows, COLUMNS, plot,
                   notes=notes, out_dir=args.out_dir)
     return 0

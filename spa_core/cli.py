@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="no progress output")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
 
+    from .importance import NORMALISATIONS, REDUCTIONS
+
     p = sub.add_parser("prune", help="prune a model", parents=[common])
     p.add_argument("model", help="model file (.onnx, or a framework's file with --framework)")
     p.add_argument("-o", "--output", required=True, help="where to write the pruned model")
@@ -78,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--round-to", type=int, default=1, help="keep a multiple of N channels per group")
     p.add_argument("--min-keep", type=int, default=1, help="keep at least N channels per group")
     p.add_argument("--max-ratio", type=float, default=1.0, help="remove at most this fraction of a group")
+    p.add_argument("--reduce", choices=sorted(REDUCTIONS), default="mean",
+                   help="how a channel's scores in a group's members are combined (default mean)")
+    p.add_argument("--normalize", choices=sorted(NORMALISATIONS), default="mean",
+                   help="per-group normalisation before --global ranking (default mean; params: score "
+                        "per parameter the channel carries)")
     p.add_argument("--ignore", action="append", default=[], help="ONNX node or initializer name to leave alone")
     p.add_argument("--input-shape", action="append", default=[], help="NAME:D0,D1,... for dynamic inputs")
     p.add_argument("--plan-out", help="write the plan (JSON) here")

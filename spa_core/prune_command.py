@@ -55,7 +55,7 @@ def run_prune(args: argparse.Namespace) -> int:
     kwargs = dict(
         ratio=args.ratio, criterion=args.criterion, global_ranking=args.global_ranking,
         round_to=args.round_to, min_keep=args.min_keep, max_ratio=args.max_ratio,
-        ignore=args.ignore, seed=args.seed,
+        ignore=args.ignore, seed=args.seed, reduce=args.reduce, normalize=args.normalize,
     )
     output = Path(args.output)
     obspa = args.criterion == "obspa"

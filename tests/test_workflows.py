@@ -241,6 +241,25 @@ def test_cli_workflow_on_an_onnx_file(tmp_path):
     assert set(kwargs) == {"data", "loss"}
 
 
+def test_cli_prune_at_init_scores_with_batch_statistics(tmp_path):
+    from zoo import export
+
+    path = tmp_path / "calib.npz"
+    np.savez(path, x=np.concatenate([d[0] for d in DATA]), y=np.concatenate([d[1] for d in DATA]))
+    proto = export(small_cnn(), X)
+    flags = ("--criterion", "snip", "--data", str(path), "--batch-size", "8", "--target", "params=50%")
+    at_init = cli_args(*flags, "--at-init")
+    assert wcli.calibration_from_args(at_init).batch_statistics
+    assert not wcli.calibration_from_args(cli_args(*flags)).batch_statistics
+    result = wcli.run_workflow(at_init, proto, framework="onnx")
+    expected = prune_at_init(proto, data=DATA, criterion="snip", target="params=50%", batches=4)
+    assert result.plan.groups == expected.plan.groups  # the same channels as the Python API's prune_at_init
+    plain = wcli.run_workflow(cli_args(*flags), proto, framework="onnx")
+    assert [g.scores for g in plain.plan.groups] != [g.scores for g in result.plan.groups]
+    with pytest.raises(InvalidOptionError, match="--data"):
+        wcli.calibration_from_args(cli_args("--criterion", "snip", "--at-init"))
+
+
 def test_cli_data_errors_name_the_problem(tmp_path):
     with pytest.raises(InvalidOptionError, match="neither a file"):
         wcli.load_arrays(str(tmp_path / "missing.npz"))

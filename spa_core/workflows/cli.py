@@ -55,6 +55,9 @@ def add_workflow_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--channels-last", action="store_true", help="feed images as NHWC (Keras, Flax)")
     g.add_argument("--target", help="ratio=R, macs=BUDGET or params=BUDGET (3.5M, 2e8, 50%%); overrides --ratio")
     g.add_argument("--steps", type=int, default=1, help="prune iteratively in N steps (default 1)")
+    g.add_argument("--at-init", action="store_true",
+                   help="the model is untrained (pruning at initialisation, e.g. --criterion snip): score with "
+                        "every BatchNorm normalising by the calibration batch, as it will in training")
     g.add_argument("--finetune-data", help="fine-tune after each step on this data (.npz or a data set name)")
     g.add_argument("--finetune-epochs", type=int, default=1, help="fine-tuning epochs per step (default 1)")
     g.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate (default 1e-3)")
@@ -91,10 +94,13 @@ def batches(x: np.ndarray, y: np.ndarray, size: int, channels_last: bool = False
 def calibration_from_args(args: argparse.Namespace) -> Calibration | None:
     """The :class:`Calibration` that ``--data`` and friends describe (``None`` without ``--data``)."""
     if not getattr(args, "data", None):
+        if getattr(args, "at_init", False):
+            raise InvalidOptionError("--at-init scores an untrained model on calibration data: pass --data")
         return None
     x, y = load_arrays(args.data)
     return Calibration(batches(x, y, args.batch_size or DEFAULT_BATCH, args.channels_last), args.loss,
-                       args.calibration_batches, args.hessian_samples)
+                       args.calibration_batches, args.hessian_samples,
+                       batch_statistics=getattr(args, "at_init", False))
 
 
 def workflow_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -121,6 +127,7 @@ def run_workflow(
         framework=framework, export_options=export_options, input_shapes=input_shapes or None,
         global_ranking=args.global_ranking, round_to=args.round_to, min_keep=args.min_keep,
         max_ratio=args.max_ratio, ignore=args.ignore, seed=args.seed,
+        reduce=args.reduce, normalize=args.normalize,
     )
     if args.finetune_data:
         x, y = load_arrays(args.finetune_data)
