@@ -9,16 +9,27 @@ dense one too — is then trained for the same number of epochs from its initial
 and its test accuracy is reported as the mean and standard deviation over seeds (each
 seed draws its own initial weights, calibration batches and training order).
 
+Two baselines: ``random`` (random channels, kept with their initial weights) and
+``random-scratch`` (the same widths, weights drawn afresh). ``--no-batchnorm`` runs the CNN
+without BatchNorms. With BatchNorms, a layer's channels are exchangeable and scale-free at
+initialisation, so a criterion can only matter through the widths it keeps (measured by
+``init_allocation.py``); without them, which channels stay decides how much signal the
+pruned network starts with.
+
 Two allocations are compared (``--allocation global local``): ``global`` ranks channels
 across layers, so each criterion's normalised scores decide how wide every layer stays,
 as SNIP and GraSP do; ``local`` removes the same fraction of every group, so only
 *which* channels go differs between criteria. Either way the parameter budget is met by
 bisection.
 
-    python reproductions/before_training.py --sparsities 0.9 --criteria snip grasp crop random
-                                                       # results/before_training.*: ~15 min, 2 cores
-    python reproductions/before_training.py            # 50/70/90 %, every criterion: ~1 h
-    python reproductions/before_training.py --quick    # < 2 min, a smoke run
+    python reproductions/before_training.py --seeds 0 1 2 3 --criteria snip grasp crop l1 random
+                                   # results/before_training.* (50/70/90 %, 2 epochs on 20 k): ~20 min
+    python reproductions/before_training.py --sparsities 0.9 --seeds 0 1 2 3 4 5 --epochs 4 \
+        --train-limit 60000 --name before_training_long  # [--no-batchnorm --name before_training_no_bn]
+                                   # results/before_training_long.*, _no_bn.*: ~25 min each, 1 core
+    python reproductions/before_training.py --no-batchnorm --sparsities 0.9 --seeds 0 1 2 3 4 5 \
+        --name before_training_no_bn_short             # ~4 min
+    python reproductions/before_training.py --quick    # < 1 min, a smoke run
 """
 
 from __future__ import annotations
@@ -53,7 +64,11 @@ from reproductions.common import (
 )
 from spa_core.workflows import prune_at_init
 
-CRITERIA = ("snip", "grasp", "crop", "l1", "random")
+SCRATCH = "-scratch"
+CRITERIA = ("snip", "grasp", "crop", "l1", "random", "random" + SCRATCH)
+"""``--criteria random-scratch``: the widths ``random`` keeps, with freshly initialised weights (the
+"train the pruned architecture from scratch" baseline of Liu et al., *Rethinking the Value of Network
+Pruning*, ICLR 2019). It tells what a criterion gains from the initial weights it keeps."""
 SPARSITIES = (0.5, 0.7, 0.9)
 COLUMNS = ("allocation", "criterion", "sparsity", "seeds", "params_kept", "macs_kept", "accuracy", "accuracy_std",
            "per_seed", "seconds")
@@ -79,6 +94,14 @@ def cnn(width: int = 16, classes: int = 10, batchnorm: bool = True) -> nn.Sequen
 
 
 
+def reinitialise(model: nn.Module, seed: int) -> None:
+    """Draw every layer's weights afresh for its pruned shape (PyTorch's default initialisation)."""
+    torch.manual_seed(seed + 10_000)
+    for module in model.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
 def run_seed(args: argparse.Namespace, seed: int) -> list[Row]:
     """The dense baseline and every (allocation, sparsity, criterion) from one seed's initial weights."""
     xtr, ytr, xte, yte = fashion_mnist(args.train_limit, args.test_limit)
@@ -100,12 +123,14 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[Row]:
             for criterion in args.criteria:
                 t0 = time.perf_counter()
                 result = prune_at_init(
-                    copy.deepcopy(init), example, data=calib, criterion=criterion,
+                    copy.deepcopy(init), example, data=calib, criterion=criterion.removesuffix(SCRATCH),
                     target=f"{args.budget}={1.0 - sparsity:.4f}", batches=args.calib_batches,
                     global_ranking=allocation == "global", seed=seed, normalize=args.normalize,
                     reduce=args.reduce, steps=args.steps,
                 )
                 model = result.model
+                if criterion.endswith(SCRATCH):
+                    reinitialise(model, seed)
                 train(model, xtr, ytr, args.epochs, seed=seed)
                 report = result.report
                 rows.append({
@@ -172,27 +197,32 @@ def plot(ax: object, rows: Sequence[Row]) -> None:
 
 
 def verdict(rows: Sequence[Row], runs: Sequence[Row]) -> str:
-    """Whether snip, grasp and crop beat random at the highest sparsity, per allocation: the difference
-    of the means, and in how many seeds the criterion beat random (same seed, same initial weights)."""
+    """Whether snip, grasp and crop beat random (and ``random-scratch``, when run) at the highest
+    sparsity, per allocation: the difference of the means, and in how many seeds the criterion won
+    (same seed, same initial weights). "beats" needs the difference to exceed both seed spreads."""
     top = max(r["sparsity"] for r in rows)
     lines = []
     for allocation in dict.fromkeys(r["allocation"] for r in rows if r["criterion"] != "dense"):
         at = {r["criterion"]: r for r in rows if r["allocation"] == allocation and r["sparsity"] == top}
-        if "random" not in at:
-            continue
-        rand = {r["seed"]: r["accuracy"] for r in runs
-                if (r["allocation"], r["criterion"], r["sparsity"]) == (allocation, "random", top)}
-        for c in ("snip", "grasp", "crop", "l1"):
-            if c not in at:
+
+        def per_seed(criterion: str, allocation: str = allocation) -> dict[int, float]:
+            return {r["seed"]: r["accuracy"] for r in runs
+                    if (r["allocation"], r["criterion"], r["sparsity"]) == (allocation, criterion, top)}
+
+        for baseline in ("random", "random" + SCRATCH):
+            if baseline not in at:
                 continue
-            diff = at[c]["accuracy"] - at["random"]["accuracy"]
-            mine = {r["seed"]: r["accuracy"] for r in runs
-                    if (r["allocation"], r["criterion"], r["sparsity"]) == (allocation, c, top)}
-            wins = sum(mine[s] > rand[s] for s in mine if s in rand)
-            noise = max(at[c]["accuracy_std"], at["random"]["accuracy_std"])
-            call = "within the seed spread of" if abs(diff) <= noise else ("beats" if diff > 0 else "loses to")
-            lines.append(f"* {allocation}: {c} vs random at {top:.0%}: {diff * 100:+.2f} points "
-                         f"(better in {wins}/{len(mine)} seeds; {call} random)")
+            base = per_seed(baseline)
+            for c in ("snip", "grasp", "crop", "l1"):
+                if c not in at:
+                    continue
+                diff = at[c]["accuracy"] - at[baseline]["accuracy"]
+                mine = per_seed(c)
+                wins = sum(mine[s] > base[s] for s in mine if s in base)
+                noise = max(at[c]["accuracy_std"], at[baseline]["accuracy_std"])
+                call = "within the seed spread of" if abs(diff) <= noise else ("beats" if diff > 0 else "loses to")
+                lines.append(f"* {allocation}: {c} vs {baseline} at {top:.0%}: {diff * 100:+.2f} points "
+                             f"(better in {wins}/{len(mine)} seeds; {call} {baseline})")
     return "\n".join(lines)
 
 

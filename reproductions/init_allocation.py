@@ -18,7 +18,7 @@ compared with uniform seed by seed (same initial weights, same training order). 
 profile's margin over uniform bounds what snip, grasp or crop could gain on this model
 at this budget.
 
-    python reproductions/init_allocation.py          # results/init_allocation.*: ~6 min, 2 cores
+    python reproductions/init_allocation.py          # results/init_allocation.*: ~4 min, 1 core
     python reproductions/init_allocation.py --quick  # < 1 min, a smoke run
 """
 

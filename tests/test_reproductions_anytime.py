@@ -46,8 +46,11 @@ def test_before_training_quick(tmp_path: Path) -> None:
     rows = run_quick("before_training.py", tmp_path, "bt")
     seen = {(r["criterion"], float(r["sparsity"])) for r in rows}
     assert ("dense", 0.0) in seen
-    for criterion in ("snip", "grasp", "crop", "l1", "random"):
+    for criterion in ("snip", "grasp", "crop", "l1", "random", "random-scratch"):
         assert (criterion, 0.9) in seen
+    widths = {(r["allocation"], r["criterion"]): r["params_kept"] for r in rows}
+    for allocation in ("global", "local"):  # the scratch baseline trains random's widths afresh
+        assert widths[(allocation, "random-scratch")] == widths[(allocation, "random")]
     for r in rows:
         if r["criterion"] != "dense":  # the parameter budget is met
             assert float(r["params_kept"]) <= 1.0 - float(r["sparsity"]) + 1e-6, r
