@@ -341,6 +341,71 @@ def test_prune_at_init_scores_with_batch_statistics_on_torch_and_onnx():
         assert not np.allclose(group_scores(on), group_scores(off))
 
 
+def test_flax_batch_statistics_are_training_mode_and_leave_the_model_alone():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+    import optax
+    from flax import linen, nnx
+
+    from spa_core.gradients.flax_provider import FlaxFunction
+
+    x = np.ascontiguousarray(BN_X.transpose(0, 2, 3, 1))
+    batch = Batch((x,), BN_Y)
+
+    def loss(logits):
+        return optax.softmax_cross_entropy_with_integer_labels(logits, jnp.asarray(BN_Y)).mean()
+
+    class Nnx(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs) -> None:
+            self.conv = nnx.Conv(1, 4, (3, 3), rngs=rngs)
+            self.bn = nnx.BatchNorm(4, rngs=rngs)
+            self.fc = nnx.Linear(4, 3, rngs=rngs)
+
+        def __call__(self, h):
+            return self.fc(jax.nn.relu(self.bn(self.conv(h))).mean((1, 2)))
+
+    model = Nnx(nnx.Rngs(0))
+    model.bn.mean.set_value(jnp.full(4, 5.0))
+    fn = FlaxFunction(model, "cross_entropy")
+    eval_grads = fn.gradient(batch)
+    fn.use_batch_statistics()
+    grads = fn.gradient(batch)
+    reference = nnx.clone(model)
+    reference.train()
+    want = nnx.grad(lambda m: loss(m(jnp.asarray(x))))(reference)
+    np.testing.assert_allclose(grads["conv/kernel"], np.asarray(want["conv"]["kernel"].get_value()), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(eval_grads["conv/kernel"], grads["conv/kernel"], atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(model.bn.mean.get_value()), 5.0)
+
+    class LinenFlagInConstructor(linen.Module):
+        @linen.compact
+        def __call__(self, h, train: bool = False):
+            h = linen.BatchNorm(use_running_average=not train)(linen.Conv(4, (3, 3))(h))
+            return linen.Dense(3)(jax.nn.relu(h).mean((1, 2)))
+
+    class LinenFlagInCall(linen.Module):
+        @linen.compact
+        def __call__(self, h, train: bool = False):
+            h = linen.BatchNorm()(linen.Conv(4, (3, 3))(h), not train)
+            return linen.Dense(3)(jax.nn.relu(h).mean((1, 2)))
+
+    for module in (LinenFlagInConstructor(), LinenFlagInCall()):
+        variables = module.init(jax.random.PRNGKey(0), jnp.asarray(x))
+        fn = FlaxFunction((module, variables), "cross_entropy")
+        eval_grads = fn.gradient(batch)
+        fn.use_batch_statistics()
+        grads = fn.gradient(batch)
+
+        def train_loss(params, module=module, variables=variables):
+            out, _ = module.apply({**variables, "params": params}, jnp.asarray(x), train=True, mutable=["batch_stats"])
+            return loss(out)
+
+        want = jax.grad(train_loss)(variables["params"])
+        got = grads["params/Conv_0/kernel"]
+        np.testing.assert_allclose(got, np.asarray(want["Conv_0"]["kernel"]), rtol=1e-4, atol=1e-6)
+        assert not np.allclose(eval_grads["params/Conv_0/kernel"], got, atol=1e-4)
+
+
 def test_keras_batch_statistics_restore_the_moving_statistics():
     keras = pytest.importorskip("keras")
     from spa_core.gradients.keras_provider import KerasFunction

@@ -32,6 +32,10 @@ class ModelView(Protocol):
     def export_callable(self, values: Mapping[str, np.ndarray] | None) -> Callable[..., Any]:
         """The function to trace, in inference mode, with ``values`` replacing leaves."""
 
+    def batch_statistics_callable(self, values: Mapping[str, Any]) -> Callable[..., Any]:
+        """As :meth:`export_callable`, but every BatchNorm normalises by the batch's own
+        statistics (as in training; dropout stays off). The model is not changed."""
+
 
 def path_string(path: tuple[Any, ...]) -> str:
     """Join an NNX path or a ``jax.tree_util`` key path with ``/``."""
@@ -77,6 +81,11 @@ class NnxView:
                     var.set_value(jax.numpy.asarray(values[path]))
         return copy
 
+    def batch_statistics_callable(self, values: Mapping[str, Any]) -> Callable[..., Any]:
+        copy = self.export_callable(values)
+        copy.set_attributes(use_running_average=False, raise_if_not_found=False)
+        return copy
+
 
 # ------------------------------------------------------------------------- linen
 class LinenView:
@@ -111,6 +120,35 @@ class LinenView:
             return module.apply(variables, *inputs, **kwargs)
 
         return run
+
+    def batch_statistics_callable(self, values: Mapping[str, Any]) -> Callable[..., Any]:
+        """Linen modules decide ``use_running_average`` in their own code, so every
+        ``BatchNorm`` call is intercepted and told to use the batch; the statistics it
+        would write go to a throw-away ``batch_stats`` collection."""
+        variables = self.variables_with(values)
+        module, kwargs = self.model.module, dict(self.model.apply_kwargs)
+
+        def run(*inputs: Any) -> Any:
+            with linen.intercept_methods(_batch_statistics_interceptor):
+                outputs, _ = module.apply(variables, *inputs, mutable=["batch_stats"], **kwargs)
+            return outputs
+
+        return run
+
+
+def _batch_statistics_interceptor(next_fun: Callable[..., Any], args: Any, kwargs: Any, context: Any) -> Any:
+    """Call a ``BatchNorm`` with ``use_running_average=False``, whether the module's code set it in
+    the constructor (cleared on this bound instance for the call: linen refuses both) or the call."""
+    module = context.module
+    if not (isinstance(module, linen.BatchNorm) and context.method_name == "__call__"):
+        return next_fun(*args, **kwargs)
+    args, kwargs = args[:1], {**kwargs, "use_running_average": False}  # args[1] would be the flag
+    saved = module.use_running_average
+    object.__setattr__(module, "use_running_average", None)  # linen modules are frozen dataclasses
+    try:
+        return next_fun(*args, **kwargs)
+    finally:
+        object.__setattr__(module, "use_running_average", saved)
 
 
 def _host(value: Any) -> np.ndarray | None:

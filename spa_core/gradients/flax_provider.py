@@ -2,8 +2,8 @@
 
 Parameters are named by ``/``-joined pytree path, as the JAX adapter's ``parameter_map``
 names them; the model is read through the adapter's view (:mod:`spa_jax.views`) in
-inference mode, with the differentiated leaves substituted, so the model is never
-changed. ``H v`` is forward-over-reverse: ``jax.jvp(jax.grad(loss), (θ,), (v,))``.
+inference mode (or with BatchNorms on batch statistics, :meth:`FlaxFunction.use_batch_statistics`),
+with the differentiated leaves substituted, so the model is never changed. ``H v`` is forward-over-reverse: ``jax.jvp(jax.grad(loss), (θ,), (v,))``.
 """
 
 from __future__ import annotations
@@ -59,10 +59,15 @@ class FlaxFunction:
             raise InvalidOptionError(f"unknown loss '{loss}'; use one of {', '.join(LOSSES)} or pass a callable")
         self.loss_fn = loss if callable(loss) else LOSSES[loss]
         self.view = make_view(model)
+        self.batch_statistics = False
         self.values = {
             p: v for p, v in self.view.leaves().items()
             if np.issubdtype(v.dtype, np.floating) and (names is None or p in names)
         }
+
+    def use_batch_statistics(self) -> None:
+        """Normalise every BatchNorm by the batch's own statistics (pruning at initialisation)."""
+        self.batch_statistics = True
 
     def parameter_values(self) -> dict[str, np.ndarray]:
         return dict(self.values)
@@ -72,7 +77,8 @@ class FlaxFunction:
         targets = None if batch.targets is None else jnp.asarray(to_numpy(batch.targets))
 
         def objective(values: dict[str, jax.Array]) -> jax.Array:
-            return self.loss_fn(self.view.export_callable(values)(*inputs), targets)
+            view = self.view.batch_statistics_callable if self.batch_statistics else self.view.export_callable
+            return self.loss_fn(view(values)(*inputs), targets)
 
         return objective
 
