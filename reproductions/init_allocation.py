@@ -19,6 +19,8 @@ profile's margin over uniform bounds what snip, grasp or crop could gain on this
 at this budget.
 
     python reproductions/init_allocation.py          # results/init_allocation.*: ~4 min, 1 core
+    python reproductions/init_allocation.py --epochs 4 --train-limit 60000 --seeds 0 1 2 3 \
+        --name init_allocation_long                  # results/init_allocation_long.*: ~15 min
     python reproductions/init_allocation.py --quick  # < 1 min, a smoke run
 """
 
