@@ -78,6 +78,60 @@ def test_a_layer_whose_input_width_is_hardcoded_is_blocked_with_its_input():
     assert_oracle(res, rtol=1e-4)
 
 
+class Res2Split(nn.Module):
+    """Res2Net's split: ``torch.split(x, self.width)`` with the width stored at construction, so
+    once the channels are pruned the first chunk no longer fits the convolution that reads it."""
+
+    def __init__(self, channels: int = 16, width: int = 4) -> None:
+        super().__init__()
+        self.width = width
+        self.conv_in = nn.Conv2d(channels, channels, 1)
+        self.convs = nn.ModuleList([nn.Conv2d(width, width, 3, padding=1)])
+        self.conv_out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first, *rest = torch.split(self.conv_in(x), self.width, 1)
+        return x + self.conv_out(torch.cat((self.convs[0](first), *rest), 1))
+
+
+class Tree(nn.Module):
+    """DLA's tree: the repeated blocks are named ``tree1``/``tree2`` at every depth, not indexed."""
+
+    def __init__(self, depth: int) -> None:
+        super().__init__()
+        self.tree1 = Res2Split() if depth == 1 else Tree(depth - 1)
+        self.tree2 = Res2Split() if depth == 1 else Tree(depth - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tree2(torch.relu(self.tree1(x)))
+
+
+class Dla(nn.Module):
+    """14 Res2 blocks whose ``convs.0`` fail in three roles (trees of depth 1, 2 and 3): more
+    than the repairs allowed if every block counted as its own role."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.level2, self.level3, self.level4 = Tree(1), Tree(2), Tree(3)
+        self.head = nn.Sequential(nn.Conv2d(16, 32, 1), nn.ReLU(), nn.Conv2d(32, 4, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.level4(self.level3(self.level2(self.stem(x)))))
+
+
+def test_blocks_named_by_depth_are_one_role_per_depth():
+    torch.manual_seed(0)
+    model, x = Dla().eval(), torch.randn(1, 3, 8, 8)
+    assert sum(isinstance(m, Res2Split) for m in model.modules()) == 14 > spa_core.api.MAX_REPAIRS
+    res = spa_core.prune(model, x, ratio=0.5)
+    assert 1 <= len(res.extras["auto_ignored"]) <= 3, res.extras["auto_ignored"]
+    assert res.model.head[0].out_channels == 16  # what does not depend on the split is pruned
+    assert_oracle(res, rtol=1e-4)
+    with torch.no_grad():
+        res.model(x)
+
+
 def test_a_model_without_hardcoded_widths_reports_nothing():
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 1)).eval()
     res = spa_core.prune(model, torch.randn(1, 3, 8, 8), ratio=0.5)

@@ -32,15 +32,24 @@ def failing_module(model: nn.Module, exc: BaseException) -> str | None:
 
 
 def _role(name: str) -> str:
-    """A module path with its indices blanked: the layer's role in repeated blocks."""
-    return re.sub(r"(^|\.)\d+(?=\.|$)", r"\1#", name)
+    """A module path with its indices blanked: the layer's role in repeated blocks.
+
+    Indices are whole numeric segments (``blocks.3``) and the numbers ending the other
+    segments but the last (``level4.tree1.tree2`` -> ``level#.tree#.tree#``: DLA names its
+    repeated trees so). The last segment keeps its number: ``conv1`` is not ``conv2``, and
+    DPN's ``conv2_1`` (the block of a stage that changes width) is not ``conv2_2``.
+    """
+    *parents, last = name.split(".")
+    blanked = [re.sub(r"\d+$", "#", seg) for seg in parents]
+    return ".".join([*blanked, "#" if last.isdigit() else last])
 
 
 def same_code_modules(model: nn.Module, name: str) -> list[str]:
     """``name`` and the modules of ``model`` of its type in the same role of other repeated blocks.
 
     ``stages.0.blocks.2.attn`` stands for every ``stages.#.blocks.#.attn`` of the same
-    class: repeated blocks run the same forward() code, so they hard-code the same width.
+    class (``level4.tree1.tree2.tree1.convs.0`` for ``level#.tree#.tree#.tree#.convs.#``):
+    repeated blocks run the same forward() code, so they hard-code the same width.
     """
     target, role = type(model.get_submodule(name)), _role(name)
     return [n for n, m in model.named_modules() if type(m) is target and _role(n) == role] or [name]
