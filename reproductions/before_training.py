@@ -29,6 +29,8 @@ bisection.
                                    # results/before_training_long.*, _no_bn.*: ~25 min each, 1 core
     python reproductions/before_training.py --no-batchnorm --sparsities 0.9 --seeds 0 1 2 3 4 5 \
         --name before_training_no_bn_short             # ~4 min
+    python reproductions/before_training.py --model mobilenet --sparsities 0.9 --seeds 0 1 2 3 \
+        --name before_training_mobilenet               # ~10 min
     python reproductions/before_training.py --quick    # < 1 min, a smoke run
 """
 
@@ -94,6 +96,38 @@ def cnn(width: int = 16, classes: int = 10, batchnorm: bool = True) -> nn.Sequen
 
 
 
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expansion, 3x3 depthwise, 1x1 projection (a residual when shapes allow)."""
+
+    def __init__(self, cin: int, cout: int, expand: int, stride: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
+            nn.Conv2d(hidden, hidden, 3, stride, padding=1, groups=hidden, bias=False), nn.BatchNorm2d(hidden),
+            nn.ReLU6(), nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout),
+        )
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x) if self.residual else self.body(x)
+
+
+def mobilenet(classes: int = 10) -> nn.Sequential:
+    """A MobileNetV2-style net for 28x28 inputs (46 k parameters): layers of very unequal widths
+    (16- to 48-channel projections between 64- to 192-channel expansions) tied by residual adds."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, 2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU6(),
+        InvertedResidual(16, 24, 4, 2), InvertedResidual(24, 24, 4, 1),
+        InvertedResidual(24, 48, 4, 2), InvertedResidual(48, 48, 4, 1),
+        nn.Conv2d(48, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU6(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, classes),
+    )
+
+
+MODELS = {"cnn": lambda args: cnn(args.width, batchnorm=not args.no_batchnorm), "mobilenet": lambda args: mobilenet()}
+
+
 def reinitialise(model: nn.Module, seed: int) -> None:
     """Draw every layer's weights afresh for its pruned shape (PyTorch's default initialisation)."""
     torch.manual_seed(seed + 10_000)
@@ -108,7 +142,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[Row]:
     calib = list(batches(xtr, ytr, args.calib_batch, shuffle=True, seed=seed))[: args.calib_batches]
     example = xtr[:1]
     torch.manual_seed(seed)
-    init = cnn(args.width, batchnorm=not args.no_batchnorm)
+    init = MODELS[args.model](args)
     rows: list[Row] = []
 
     t0 = time.perf_counter()
@@ -231,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a smoke run: small data, 1 epoch, 90%% only, < 2 minutes")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--width", type=int, default=16)
+    p.add_argument("--model", choices=sorted(MODELS), default="cnn",
+                   help="the VGG-like CNN (default) or a MobileNetV2-style net (mobilenet)")
     p.add_argument("--no-batchnorm", action="store_true", help="the CNN without BatchNorms (conv-ReLU with biases)")
     p.add_argument("--train-limit", type=int, default=20000)
     p.add_argument("--test-limit", type=int, default=None)
@@ -267,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = aggregate(runs)
         done = sorted({r["seed"] for r in runs})
         notes = (
-            f"Fashion-MNIST CNN (width {args.width}{', no BatchNorm' if args.no_batchnorm else ''}), pruned at initialisation by spa_core.workflows.prune_at_init "
+            f"Fashion-MNIST {'MobileNetV2-style net' if args.model == 'mobilenet' else 'CNN'} (width {args.width}{', no BatchNorm' if args.no_batchnorm else ''}), pruned at initialisation by spa_core.workflows.prune_at_init "
             f"({' and '.join(args.allocation)} allocation, {args.budget} budget, scores normalised by "
             f"'{args.normalize}', {args.calib_batches} calibration "
             f"batches of {args.calib_batch}, BatchNorms on batch statistics while scoring), then trained {args.epochs} epoch(s) on {n_train} images (Adam, "
