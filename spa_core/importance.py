@@ -38,11 +38,20 @@ NORMALISATIONS = {
 }
 
 
+def per_root_channel(analysis: Analysis, group: ChannelGroup, dim: tuple[str, int], per_index: np.ndarray) -> np.ndarray:
+    """``per_index`` (one value per index of ``dim``) summed into the group's root channels;
+    indices outside the group add nothing (a flattened channel spans several indices)."""
+    order = np.argsort(group.classes)
+    sorted_classes = group.classes[order]
+    labels = analysis.dim_labels(dim)
+    pos = np.clip(np.searchsorted(sorted_classes, labels), 0, len(sorted_classes) - 1)
+    inside = sorted_classes[pos] == labels
+    return np.bincount(order[pos[inside]], weights=per_index[inside], minlength=group.size)
+
+
 def channel_parameters(analysis: Analysis, group: ChannelGroup) -> np.ndarray:
     """How many parameters removing each root channel of ``group`` removes (running
     statistics are buffers, not parameters, and are not counted)."""
-    order = np.argsort(group.classes)
-    sorted_classes = group.classes[order]
     counts = np.zeros(group.size)
     for dim in group.members:
         name, axis = dim
@@ -50,10 +59,7 @@ def channel_parameters(analysis: Analysis, group: ChannelGroup) -> np.ndarray:
             continue
         shape = analysis.graph.shapes[name]
         per_index = float(np.prod(shape)) / max(int(shape[axis]), 1)
-        labels = analysis.dim_labels(dim)
-        pos = np.clip(np.searchsorted(sorted_classes, labels), 0, len(sorted_classes) - 1)
-        inside = sorted_classes[pos] == labels
-        counts += np.bincount(order[pos[inside]], minlength=group.size) * per_index
+        counts += per_root_channel(analysis, group, dim, np.full(int(shape[axis]), per_index))
     return counts
 
 
@@ -61,8 +67,6 @@ def group_member_scores(
     analysis: Analysis, group: ChannelGroup, criterion: Criterion, ctx: ScoringContext, cache: dict
 ) -> np.ndarray:
     """Scores of shape (members, root channels), one row per scored member."""
-    order = np.argsort(group.classes)
-    sorted_classes = group.classes[order]
     rows = []
     for dim in group.members:
         name, axis = dim
@@ -72,13 +76,7 @@ def group_member_scores(
         if key not in cache:
             weight = analysis.graph.initializers[name]
             cache[key] = np.asarray(criterion.channel_scores(name, weight, axis, ctx), dtype=np.float64)
-        per_index = cache[key]
-        labels = analysis.dim_labels(dim)
-        pos = np.searchsorted(sorted_classes, labels)
-        pos = np.clip(pos, 0, len(sorted_classes) - 1)
-        inside = sorted_classes[pos] == labels
-        root = order[pos[inside]]
-        rows.append(np.bincount(root, weights=per_index[inside], minlength=group.size))
+        rows.append(per_root_channel(analysis, group, dim, cache[key]))
     if not rows:
         return np.zeros((1, group.size))
     return np.vstack(rows)

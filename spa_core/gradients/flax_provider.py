@@ -2,8 +2,10 @@
 
 Parameters are named by ``/``-joined pytree path, as the JAX adapter's ``parameter_map``
 names them; the model is read through the adapter's view (:mod:`spa_jax.views`) in
-inference mode (or with BatchNorms on batch statistics, :meth:`FlaxFunction.use_batch_statistics`),
-with the differentiated leaves substituted, so the model is never changed. ``H v`` is forward-over-reverse: ``jax.jvp(jax.grad(loss), (θ,), (v,))``.
+inference mode (or with BatchNorms on batch statistics:
+:meth:`FlaxFunction.use_batch_statistics`), with the differentiated leaves substituted,
+so the model is never changed. ``H v`` is forward-over-reverse:
+``jax.jvp(jax.grad(loss), (θ,), (v,))``.
 """
 
 from __future__ import annotations
