@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from spa_core.errors import InvalidOptionError
+from spa_core.testing import assert_oracle
 from spa_core.workflows import (
     PruningSession,
     Target,
@@ -131,6 +132,7 @@ def test_prune_at_init_in_steps_rescoring_the_pruned_network():
     assert report.params_before == one_shot.report.params_before  # the report compares with the original
     assert report.params_after <= 0.4 * report.params_before
     assert report.params_after >= 0.3 * report.params_before
+    assert_oracle(stepped)  # the last step equals its input model with the removed channels zeroed
     with torch.no_grad():
         assert stepped.model(X).shape == (1, 10)
     with pytest.raises(InvalidOptionError, match="steps"):
