@@ -32,6 +32,7 @@ MODELS = {
     "two_in_two_out": lambda: (tm.TwoInTwoOut().eval(), (torch.randn(2, 3, 8, 8), torch.randn(2, 7))),
     "functional_params": lambda: (tm.Functional().eval(), torch.randn(1, 3, 8, 8)),
     "conv_transpose": lambda: (zoo.randomise_norms(tm.Deconv()), torch.randn(1, 3, 16, 16)),
+    "group_std_norm": lambda: (tm.GroupStdNet().eval(), torch.randn(2, 3, 8, 8)),
 }
 
 
@@ -142,6 +143,21 @@ def test_multihead_attention_prunes_whole_heads():
     result = spa_core.prune(tm.MHABlock().eval(), torch.randn(2, 7, 12), ratio=0.5)
     attn = result.model.attn
     assert attn.num_heads == 2 and attn.head_dim == 4
+
+
+def test_group_statistics_norm_of_another_library_loses_whole_groups():
+    """A module that reshapes to ``self.groups`` groups in forward() (timm's EvoNorm S0-S2) is
+    pruned, not left out: whole groups go, and its ``groups`` follows the new width."""
+    torch.manual_seed(0)
+    model, x = tm.GroupStdNet().eval(), torch.randn(2, 3, 8, 8)
+    result = spa_core.prune(model, x, ratio=0.5, criterion="l1")
+    assert not result.extras.get("auto_ignored")
+    for name, group_size in (("norm1", 4), ("norm2", 2), ("norm3", 4)):
+        norm = getattr(result.model, name)
+        width = norm.weight.shape[0]
+        assert width < getattr(model, name).weight.shape[0], name
+        assert norm.groups * group_size == width, (name, norm.groups, width)
+    assert_oracle(result, rtol=1e-4)
 
 
 def test_hard_coded_widths_are_left_unpruned_or_get_a_clear_error():

@@ -98,3 +98,45 @@ class Deconv(nn.Module):
 
     def forward(self, x):
         return self.out(F.relu(self.dw_up(F.relu(self.up(self.down(x))))))
+
+
+class GroupStdNorm(nn.Module):
+    """A normalisation outside ``torch.nn`` over groups of channels, in the manner of timm's
+    EvoNorm2dS0: ``x * sigmoid(v * x) / std(x over its group)``, with the group count held in
+    ``self.groups`` and used in ``forward``."""
+
+    def __init__(self, channels: int, groups: int):
+        super().__init__()
+        self.groups = groups
+        self.weight = nn.Parameter(1.0 + 0.1 * torch.randn(channels))
+        self.bias = nn.Parameter(0.1 * torch.randn(channels))
+        self.v = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        assert c % self.groups == 0
+        grouped = x.reshape(b, self.groups, c // self.groups, h, w)
+        std = grouped.var(dim=(2, 3, 4), unbiased=False, keepdim=True).add(1e-5).sqrt()
+        std = std.expand(grouped.shape).reshape(b, c, h, w)
+        x = x * torch.sigmoid(x * self.v.view(1, -1, 1, 1)) / std
+        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+class GroupStdNet(nn.Module):
+    """Convolutions with GroupStdNorms (group sizes 4 and 2) and a residual add between them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
+        self.norm1 = GroupStdNorm(16, groups=4)
+        self.conv2 = nn.Conv2d(16, 16, 3, padding=1)
+        self.norm2 = GroupStdNorm(16, groups=8)
+        self.conv3 = nn.Conv2d(16, 24, 3, padding=1)
+        self.norm3 = GroupStdNorm(24, groups=6)
+        self.head = nn.Linear(24, 5)
+
+    def forward(self, x):
+        x = self.norm1(self.conv1(x))
+        x = x + self.norm2(self.conv2(x))
+        x = self.norm3(self.conv3(x))
+        return self.head(x.mean(dim=(2, 3)))

@@ -106,11 +106,36 @@ def _multihead_attention(m: nn.Module, old: dict) -> nn.Module | None:
     return PrunedMultiheadAttention.from_module(m, head_dim)
 
 
+def _is_channel_group_norm(m: nn.Module) -> bool:
+    """A normalisation outside ``torch.nn`` that computes statistics over ``groups`` groups of
+    channels and has a per-channel ``weight`` (timm's EvoNorm2d S0/S1/S2 and their ``a``
+    variants, whose ``group_std`` reshapes to ``(B, groups, C // groups, H, W)``)."""
+    weight = getattr(m, "weight", None)
+    return (isinstance(getattr(m, "groups", None), int) and isinstance(weight, nn.Parameter) and weight.dim() == 1
+            and not isinstance(m, nn.modules.conv._ConvNd))
+
+
+def _channel_group_norm(m: nn.Module, old: dict) -> None:
+    """Keep the group size: the analysis removes whole groups from a group-statistics reshape
+    (removing channels inside every group would change the statistics of the ones kept)."""
+    per_group = old["channels"] // old["groups"]
+    m.groups = m.weight.shape[0] // per_group
+
+
+DUCK_UPDATERS: list[tuple[Callable[[nn.Module], bool], Updater]] = [(_is_channel_group_norm, _channel_group_norm)]
+"""Updaters for modules of other libraries, recognised by what they hold rather than by type
+(so that ``spa_torch`` need not import them)."""
+
 SNAPSHOT_FIELDS = ("groups", "in_channels", "out_channels", "num_channels", "num_groups", "embed_dim", "num_heads")
 
 
 def snapshot(m: nn.Module) -> dict:
-    return {f: getattr(m, f) for f in SNAPSHOT_FIELDS if hasattr(m, f)}
+    """The attributes an updater needs from before slicing (and ``channels``: a 1-D weight's length)."""
+    fields = {f: getattr(m, f) for f in SNAPSHOT_FIELDS if hasattr(m, f)}
+    weight = getattr(m, "weight", None)
+    if isinstance(weight, nn.Parameter) and weight.dim() == 1:
+        fields["channels"] = weight.shape[0]
+    return fields
 
 
 def update_module(m: nn.Module, old: dict) -> nn.Module | None:
@@ -118,4 +143,7 @@ def update_module(m: nn.Module, old: dict) -> nn.Module | None:
     for t in type(m).__mro__:
         if t in UPDATERS:
             return UPDATERS[t](m, old)
+    for recognises, updater in DUCK_UPDATERS:
+        if recognises(m):
+            return updater(m, old)
     return None
