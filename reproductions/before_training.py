@@ -31,7 +31,17 @@ bisection.
         --name before_training_no_bn_short             # ~4 min
     python reproductions/before_training.py --model mobilenet --sparsities 0.9 --seeds 0 1 2 3 \
         --name before_training_mobilenet               # ~10 min
+    python reproductions/before_training.py --model lenet5 --sparsities 0.9 --seeds 0 1 2 3 --allocation global \
+        --normalize params --reduce sum --epochs 4 --train-limit 60000 --name before_training_lenet5_long  # ~26 min
+                                   # [2 epochs on 20 k, seeds 0-5: before_training_lenet5, ~7 min]
     python reproductions/before_training.py --quick    # < 1 min, a smoke run
+
+``--model lenet5`` is LeNet-5-Caffe, whose hidden layer holds 93 % of the parameters. Ranked
+globally by score per parameter (``--normalize params --reduce sum``, the knapsack form of
+unstructured SNIP's global ranking), snip / grasp / crop keep the cheap convolutions wide and
+thin the hidden layer, and beat uniform random pruning; with the default per-group ``mean``
+normalisation they starve the first convolution and lose to it. The random baselines keep
+their uniform allocation (``--random-normalize``).
 """
 
 from __future__ import annotations
@@ -72,8 +82,8 @@ CRITERIA = ("snip", "grasp", "crop", "l1", "random", "random" + SCRATCH)
 "train the pruned architecture from scratch" baseline of Liu et al., *Rethinking the Value of Network
 Pruning*, ICLR 2019). It tells what a criterion gains from the initial weights it keeps."""
 SPARSITIES = (0.5, 0.7, 0.9)
-COLUMNS = ("allocation", "criterion", "sparsity", "seeds", "params_kept", "macs_kept", "accuracy", "accuracy_std",
-           "per_seed", "seconds")
+COLUMNS = ("allocation", "criterion", "sparsity", "seeds", "params_kept", "macs_kept", "widths", "accuracy",
+           "accuracy_std", "per_seed", "seconds")
 
 
 def cnn(width: int = 16, classes: int = 10, batchnorm: bool = True) -> nn.Sequential:
@@ -125,7 +135,28 @@ def mobilenet(classes: int = 10) -> nn.Sequential:
     )
 
 
-MODELS = {"cnn": lambda args: cnn(args.width, batchnorm=not args.no_batchnorm), "mobilenet": lambda args: mobilenet()}
+def lenet5(classes: int = 10) -> nn.Sequential:
+    """LeNet-5-Caffe, the CNN SNIP (Lee et al., ICLR 2019) and GraSP prune on MNIST: two 5x5
+    convolutions (20 and 50 channels) with max-pools, a 500-unit hidden layer and the classifier
+    (431 k parameters, 93 % of them in the hidden layer). Unlike the other two nets, its parameters
+    sit almost all in one layer, so where a criterion spends the budget can matter."""
+    return nn.Sequential(
+        nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(20, 50, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(50 * 4 * 4, 500), nn.ReLU(), nn.Linear(500, classes),
+    )
+
+
+MODEL_NAMES = {"cnn": lambda args: f"CNN (width {args.width}{', no BatchNorm' if args.no_batchnorm else ''})",
+               "mobilenet": lambda args: "MobileNetV2-style net", "lenet5": lambda args: "LeNet-5-Caffe"}
+MODELS = {"cnn": lambda args: cnn(args.width, batchnorm=not args.no_batchnorm), "mobilenet": lambda args: mobilenet(),
+          "lenet5": lambda args: lenet5()}
+
+
+def widths(model: nn.Module) -> list[int]:
+    """The output width of every convolution and linear layer, in order (the allocation a pruning chose)."""
+    return [m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+            for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
 
 
 def reinitialise(model: nn.Module, seed: int) -> None:
@@ -149,7 +180,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[Row]:
     dense = copy.deepcopy(init)
     train(dense, xtr, ytr, args.epochs, seed=seed)
     rows.append({"allocation": "-", "criterion": "dense", "sparsity": 0.0, "seed": seed, "params_kept": 1.0,
-                 "macs_kept": 1.0, "accuracy": evaluate(dense, xte, yte), "seconds": time.perf_counter() - t0})
+                 "macs_kept": 1.0, "widths": widths(dense), "accuracy": evaluate(dense, xte, yte), "seconds": time.perf_counter() - t0})
     print(f"seed {seed} dense: {rows[-1]['accuracy']:.4f}", flush=True)
 
     for allocation in args.allocation:
@@ -159,7 +190,8 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[Row]:
                 result = prune_at_init(
                     copy.deepcopy(init), example, data=calib, criterion=criterion.removesuffix(SCRATCH),
                     target=f"{args.budget}={1.0 - sparsity:.4f}", batches=args.calib_batches,
-                    global_ranking=allocation == "global", seed=seed, normalize=args.normalize,
+                    global_ranking=allocation == "global", seed=seed,
+                    normalize=args.random_normalize if criterion.startswith("random") else args.normalize,
                     reduce=args.reduce, steps=args.steps,
                 )
                 model = result.model
@@ -170,18 +202,18 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[Row]:
                 rows.append({
                     "allocation": allocation, "criterion": criterion, "sparsity": sparsity, "seed": seed,
                     "params_kept": report.params_after / report.params_before,
-                    "macs_kept": report.macs_after / report.macs_before,
+                    "macs_kept": report.macs_after / report.macs_before, "widths": widths(model),
                     "accuracy": evaluate(model, xte, yte), "seconds": time.perf_counter() - t0,
                 })
                 r = rows[-1]
                 print(f"seed {seed} {allocation} {criterion} @ {sparsity:.0%}: {r['accuracy']:.4f} "
-                      f"(params kept {r['params_kept']:.3f}, {r['seconds']:.0f} s)", flush=True)
+                      f"(params kept {r['params_kept']:.3f}, widths {r['widths']}, {r['seconds']:.0f} s)", flush=True)
     return rows
 
 
 def aggregate(runs: Sequence[Row]) -> list[Row]:
-    """One row per (allocation, criterion, sparsity): means over seeds, the accuracy's standard deviation
-    (sample, 0 for one seed) and every seed's accuracy."""
+    """One row per (allocation, criterion, sparsity): means over seeds (the widths too, rounded), the
+    accuracy's standard deviation (sample, 0 for one seed) and every seed's accuracy."""
     keys = list(dict.fromkeys((r["allocation"], r["criterion"], r["sparsity"]) for r in runs))
     rows = []
     for allocation, criterion, sparsity in keys:
@@ -191,6 +223,7 @@ def aggregate(runs: Sequence[Row]) -> list[Row]:
             "allocation": allocation, "criterion": criterion, "sparsity": sparsity, "seeds": len(rs),
             "params_kept": statistics.fmean(r["params_kept"] for r in rs),
             "macs_kept": statistics.fmean(r["macs_kept"] for r in rs),
+            "widths": "-".join(str(round(statistics.fmean(w))) for w in zip(*(r["widths"] for r in rs), strict=True)),
             "accuracy": statistics.fmean(acc), "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
             "per_seed": " ".join(f"{a:.4f}" for a in acc), "seconds": statistics.fmean(r["seconds"] for r in rs),
         })
@@ -231,8 +264,8 @@ def plot(ax: object, rows: Sequence[Row]) -> None:
 
 
 def verdict(rows: Sequence[Row], runs: Sequence[Row]) -> str:
-    """Whether snip, grasp and crop beat random (and ``random-scratch``, when run) at the highest
-    sparsity, per allocation: the difference of the means, and in how many seeds the criterion won
+    """Whether snip, grasp and crop (and l1, and their ``-scratch`` forms, when run) beat random (and
+    ``random-scratch``, when run) at the highest sparsity, per allocation: the difference of the means, and in how many seeds the criterion won
     (same seed, same initial weights). "beats" needs the difference to exceed both seed spreads."""
     top = max(r["sparsity"] for r in rows)
     lines = []
@@ -247,7 +280,7 @@ def verdict(rows: Sequence[Row], runs: Sequence[Row]) -> str:
             if baseline not in at:
                 continue
             base = per_seed(baseline)
-            for c in ("snip", "grasp", "crop", "l1"):
+            for c in (name + suffix for suffix in ("", SCRATCH) for name in ("snip", "grasp", "crop", "l1")):
                 if c not in at:
                     continue
                 diff = at[c]["accuracy"] - at[baseline]["accuracy"]
@@ -266,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--model", choices=sorted(MODELS), default="cnn",
-                   help="the VGG-like CNN (default) or a MobileNetV2-style net (mobilenet)")
+                   help="the VGG-like CNN (default), a MobileNetV2-style net (mobilenet) or LeNet-5-Caffe (lenet5)")
     p.add_argument("--no-batchnorm", action="store_true", help="the CNN without BatchNorms (conv-ReLU with biases)")
     p.add_argument("--train-limit", type=int, default=20000)
     p.add_argument("--test-limit", type=int, default=None)
@@ -285,6 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--normalize", choices=("mean", "max", "sum", "none", "params"), default="mean",
                    help="per-group score normalisation before global ranking ('none': raw scores compete "
                         "across layers, as in unstructured SNIP)")
+    p.add_argument("--random-normalize", choices=("mean", "max", "sum", "none", "params"), default="mean",
+                   help="the normalisation of the random baselines (default 'mean': every layer keeps about the same "
+                        "fraction of its channels; random scores per parameter would starve the cheap layers)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--name", default=None, help="results file stem (default: before_training[_quick])")
     p.add_argument("--out-dir", type=Path, default=None)
@@ -303,9 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = aggregate(runs)
         done = sorted({r["seed"] for r in runs})
         notes = (
-            f"Fashion-MNIST {'MobileNetV2-style net' if args.model == 'mobilenet' else 'CNN'} (width {args.width}{', no BatchNorm' if args.no_batchnorm else ''}), pruned at initialisation by spa_core.workflows.prune_at_init "
+            f"Fashion-MNIST {MODEL_NAMES[args.model](args)}, pruned at initialisation by spa_core.workflows.prune_at_init "
             f"({' and '.join(args.allocation)} allocation, {args.budget} budget, scores normalised by "
-            f"'{args.normalize}', {args.calib_batches} calibration "
+            f"'{args.normalize}' (random: '{args.random_normalize}'), reduced by '{args.reduce}', {args.calib_batches} calibration "
             f"batches of {args.calib_batch}, BatchNorms on batch statistics while scoring), then trained {args.epochs} epoch(s) on {n_train} images (Adam, "
             f"one-cycle) and tested on {args.test_limit or 'all 10000'} test images. Seeds {done} (initial weights, "
             f"calibration batches, training order); accuracy = mean over seeds, accuracy_std = sample standard "

@@ -22,10 +22,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def run_quick(script: str, out: Path, name: str) -> list[dict[str, str]]:
-    """Run ``reproductions/SCRIPT --quick`` and return the CSV rows it wrote."""
+def run_quick(script: str, out: Path, name: str, *options: str) -> list[dict[str, str]]:
+    """Run ``reproductions/SCRIPT --quick [OPTIONS]`` and return the CSV rows it wrote."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "reproductions" / script), "--quick", "--out-dir", str(out), "--name", name],
+        [sys.executable, str(ROOT / "reproductions" / script), "--quick", "--out-dir", str(out), "--name", name,
+         *options],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -54,6 +55,22 @@ def test_before_training_quick(tmp_path: Path) -> None:
     for r in rows:
         if r["criterion"] != "dense":  # the parameter budget is met
             assert float(r["params_kept"]) <= 1.0 - float(r["sparsity"]) + 1e-6, r
+
+
+def test_before_training_lenet5_ranks_per_parameter_but_keeps_random_uniform(tmp_path: Path) -> None:
+    """LeNet-5 with scores per parameter (the knapsack allocation): snip spends the budget on the
+    cheap convolutions, while the random baseline keeps its own, uniform allocation."""
+    rows = run_quick("before_training.py", tmp_path, "lenet", "--model", "lenet5", "--allocation", "global",
+                     "--normalize", "params", "--reduce", "sum", "--criteria", "snip", "random")
+    widths = {r["criterion"]: [int(w) for w in r["widths"].split("-")] for r in rows}
+    assert widths["dense"] == [20, 50, 500, 10]
+    kept = [w / d for w, d in zip(widths["random"][:3], widths["dense"][:3], strict=True)]
+    assert all(0.15 <= k <= 0.5 for k in kept), widths  # about sqrt(10 %) of every layer, give or take chance
+    snip = [w / d for w, d in zip(widths["snip"][:3], widths["dense"][:3], strict=True)]
+    assert snip[0] > kept[0] and snip[2] < kept[2], widths  # wider first convolution, narrower hidden layer
+    for r in rows:
+        if r["criterion"] != "dense":
+            assert float(r["params_kept"]) <= 0.1 + 1e-6, r
 
 
 def test_init_allocation_quick(tmp_path: Path) -> None:
