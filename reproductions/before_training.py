@@ -57,8 +57,9 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -74,6 +75,7 @@ from reproductions.common import (
     train,
     write_results,
 )
+from spa_core.importance import NORMALISATIONS, REDUCTIONS
 from spa_core.workflows import prune_at_init
 
 SCRATCH = "-scratch"
@@ -147,10 +149,19 @@ def lenet5(classes: int = 10) -> nn.Sequential:
     )
 
 
-MODEL_NAMES = {"cnn": lambda args: f"CNN (width {args.width}{', no BatchNorm' if args.no_batchnorm else ''})",
-               "mobilenet": lambda args: "MobileNetV2-style net", "lenet5": lambda args: "LeNet-5-Caffe"}
-MODELS = {"cnn": lambda args: cnn(args.width, batchnorm=not args.no_batchnorm), "mobilenet": lambda args: mobilenet(),
-          "lenet5": lambda args: lenet5()}
+class ModelChoice(NamedTuple):
+    """A ``--model``: how to build it from the arguments, and how the results' notes name it."""
+
+    build: Callable[[argparse.Namespace], nn.Module]
+    describe: Callable[[argparse.Namespace], str]
+
+
+MODELS = {
+    "cnn": ModelChoice(lambda args: cnn(args.width, batchnorm=not args.no_batchnorm),
+                       lambda args: f"CNN (width {args.width}{', no BatchNorm' if args.no_batchnorm else ''})"),
+    "mobilenet": ModelChoice(lambda args: mobilenet(), lambda args: "MobileNetV2-style net"),
+    "lenet5": ModelChoice(lambda args: lenet5(), lambda args: "LeNet-5-Caffe"),
+}
 
 
 def widths(model: nn.Module) -> list[int]:
@@ -173,7 +184,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[Row]:
     calib = list(batches(xtr, ytr, args.calib_batch, shuffle=True, seed=seed))[: args.calib_batches]
     example = xtr[:1]
     torch.manual_seed(seed)
-    init = MODELS[args.model](args)
+    init = MODELS[args.model].build(args)
     rows: list[Row] = []
 
     t0 = time.perf_counter()
@@ -313,12 +324,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="what the sparsity removes: parameters (as SNIP/GraSP report it) or MACs")
     p.add_argument("--steps", type=int, default=1,
                    help="prune in this many steps, re-scoring the pruned network before each (iterative SNIP)")
-    p.add_argument("--reduce", choices=("mean", "sum", "max"), default="mean",
+    p.add_argument("--reduce", choices=sorted(REDUCTIONS), default="mean",
                    help="how a channel's scores in the group's members are combined")
-    p.add_argument("--normalize", choices=("mean", "max", "sum", "none", "params"), default="mean",
+    p.add_argument("--normalize", choices=sorted(NORMALISATIONS), default="mean",
                    help="per-group score normalisation before global ranking ('none': raw scores compete "
                         "across layers, as in unstructured SNIP)")
-    p.add_argument("--random-normalize", choices=("mean", "max", "sum", "none", "params"), default="mean",
+    p.add_argument("--random-normalize", choices=sorted(NORMALISATIONS), default="mean",
                    help="the normalisation of the random baselines (default 'mean': every layer keeps about the same "
                         "fraction of its channels; random scores per parameter would starve the cheap layers)")
     p.add_argument("--threads", type=int, default=1)
@@ -339,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = aggregate(runs)
         done = sorted({r["seed"] for r in runs})
         notes = (
-            f"Fashion-MNIST {MODEL_NAMES[args.model](args)}, pruned at initialisation by spa_core.workflows.prune_at_init "
+            f"Fashion-MNIST {MODELS[args.model].describe(args)}, pruned at initialisation by spa_core.workflows.prune_at_init "
             f"({' and '.join(args.allocation)} allocation, {args.budget} budget, scores normalised by "
             f"'{args.normalize}' (random: '{args.random_normalize}'), reduced by '{args.reduce}', {args.calib_batches} calibration "
             f"batches of {args.calib_batch}, BatchNorms on batch statistics while scoring), then trained {args.epochs} epoch(s) on {n_train} images (Adam, "

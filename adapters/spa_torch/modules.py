@@ -106,12 +106,17 @@ def _multihead_attention(m: nn.Module, old: dict) -> nn.Module | None:
     return PrunedMultiheadAttention.from_module(m, head_dim)
 
 
+def _channel_weight(m: nn.Module) -> nn.Parameter | None:
+    """``m.weight`` when it is a per-channel (1-D) parameter, as in a normalisation layer."""
+    weight = getattr(m, "weight", None)
+    return weight if isinstance(weight, nn.Parameter) and weight.dim() == 1 else None
+
+
 def _is_channel_group_norm(m: nn.Module) -> bool:
     """A normalisation outside ``torch.nn`` that computes statistics over ``groups`` groups of
     channels and has a per-channel ``weight`` (timm's EvoNorm2d S0/S1/S2 and their ``a``
     variants, whose ``group_std`` reshapes to ``(B, groups, C // groups, H, W)``)."""
-    weight = getattr(m, "weight", None)
-    return (isinstance(getattr(m, "groups", None), int) and isinstance(weight, nn.Parameter) and weight.dim() == 1
+    return (isinstance(getattr(m, "groups", None), int) and _channel_weight(m) is not None
             and not isinstance(m, nn.modules.conv._ConvNd))
 
 
@@ -132,8 +137,8 @@ SNAPSHOT_FIELDS = ("groups", "in_channels", "out_channels", "num_channels", "num
 def snapshot(m: nn.Module) -> dict:
     """The attributes an updater needs from before slicing (and ``channels``: a 1-D weight's length)."""
     fields = {f: getattr(m, f) for f in SNAPSHOT_FIELDS if hasattr(m, f)}
-    weight = getattr(m, "weight", None)
-    if isinstance(weight, nn.Parameter) and weight.dim() == 1:
+    weight = _channel_weight(m)
+    if weight is not None:
         fields["channels"] = weight.shape[0]
     return fields
 
